@@ -1,0 +1,1 @@
+"""alerce.simulate."""
