@@ -24,3 +24,17 @@ def shared(*parts: str) -> Path:
 def shared_data():
     """The ``shared`` helper as a fixture: ``shared_data("ztf", "alerts")``."""
     return shared
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real two-worker LocalCluster (processes) shared by the tests that need Dask."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+# The throw-away PostgreSQL server fixtures (skip when the server binaries are absent).
+from pg import pg_server, pg_url  # noqa: E402,F401

@@ -1,0 +1,115 @@
+"""Small shared helpers: column checks, sign normalization and first/last row per group."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise a ``ValueError`` naming the missing columns of ``frame``.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Frame to check.
+    columns : iterable of str
+        Columns that must be present.
+    what : str
+        Name of the frame in the error message (e.g. ``"detections"``).
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame is missing required column(s) {missing}; it has {list(frame.columns)}")
+
+
+def isdiffpos_sign(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Map ``isdiffpos`` to an int8 array of +1 / -1.
+
+    Numbers are mapped by their sign (``> 0`` -> +1, anything else, NaN included, -> -1). Strings follow
+    ALeRCE's mapping ``{'t': 1, '1': 1, 'f': -1, '0': -1}`` (any other string or null -> -1).
+    """
+    s = pd.Series(values, copy=False)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return np.where(s.to_numpy(dtype=bool, na_value=False), 1, -1).astype(np.int8)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        arr = s.to_numpy(dtype="float64", na_value=np.nan)
+        return np.where(arr > 0, 1, -1).astype(np.int8)
+    text = s.astype("string").str.strip().str.lower()
+    return np.where(text.isin(["t", "1", "true"]).to_numpy(dtype=bool, na_value=False), 1, -1).astype(np.int8)
+
+
+def as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Column as a float64 numpy array (nulls -> NaN); all NaN when the column is absent."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def sort_frame(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Stable sort on ``keys`` (nulls last) with a fresh RangeIndex."""
+    return frame.sort_values(list(keys), kind="mergesort", na_position="last").reset_index(drop=True)
+
+
+def group_bounds(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the first and last row of each run of equal ``keys`` in an already sorted frame.
+
+    Returns
+    -------
+    first, last : ndarray of int
+        One entry per group, in frame order.
+    """
+    n = len(frame)
+    if n == 0:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for key in keys:
+        codes, _ = pd.factorize(frame[key], use_na_sentinel=True)
+        change[1:] |= codes[1:] != codes[:-1]
+    first = np.flatnonzero(change)
+    last = np.r_[first[1:] - 1, n - 1]
+    return first, last
+
+
+def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: Sequence[str]) -> np.ndarray:
+    """For every row, the position (in ``frame``) of the first row of its group.
+
+    Groups are the distinct values of ``group_keys``; "first" is the smallest ``order_keys`` tuple
+    (nulls last, ties broken by the remaining keys' natural order, then by position so the result is
+    deterministic).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Any index; only the listed columns are read.
+    group_keys, order_keys : sequence of str
+        Grouping columns and ordering columns.
+
+    Returns
+    -------
+    ndarray of int64, length ``len(frame)``
+    """
+    n = len(frame)
+    if n == 0:
+        return np.array([], dtype=np.int64)
+    cols = list(dict.fromkeys([*group_keys, *order_keys]))
+    keys = pd.DataFrame({c: key_values(frame[c]) for c in cols})
+    keys["_pos"] = np.arange(n)
+    s = sort_frame(keys, [*group_keys, *order_keys, "_pos"])
+    first, last = group_bounds(s, group_keys)
+    sizes = last - first + 1
+    pos = s["_pos"].to_numpy()
+    out = np.empty(n, dtype=np.int64)
+    out[pos] = np.repeat(pos[first], sizes)
+    return out
+
+
+def key_values(series: pd.Series):
+    """Values of a key column without converting extension arrays (e.g. Arrow strings) to objects."""
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        return series.array
+    return series.to_numpy()

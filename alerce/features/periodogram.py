@@ -1,0 +1,815 @@
+"""Multiband MHAOV periodogram, period features and power rates (reference sections 2.2f and 2.2g).
+
+This reproduces ALeRCE's production 2021 ``PeriodExtractor`` + ``PowerRateExtractor``
+(``lc_classifier`` 1.2.1-P over P4J ``MultiBandPeriodogram(method='MHAOV')``):
+
+* per band (only bands with more than 5 detections), the magnitudes are centred on P4J's
+  ``robust_loc`` (interpolated weighted median, weights ``1/err**2`` normalized);
+* the multiharmonic analysis of variance of Schwarzenberg-Czerny (1996) with one harmonic gives
+  ``aov_b(f)``, the weighted (``1/err**2``) regression sum of squares of the fit of
+  ``1, cos 2 pi f t, sin 2 pi f t``, and ``wvar_b``, the weighted sum of squares about the weighted
+  mean. P4J obtains ``aov_b`` by orthogonal (Szego) projection on the unit circle; the projection
+  spans the same space, so we compute it as a centred 2x2 Gram-Schmidt on weighted sums, which is
+  the same number in exact arithmetic;
+* multiband ``P(f) = sum_b d2_b * sum_b aov_b / (d1 * (sum_b wvar_b - sum_b aov_b))`` with
+  ``d1 = 2`` and ``d2_b = N_b - 3``; per band ``(d2_b / d1) * aov_b / (wvar_b - aov_b)``;
+* grid ``np.arange(1e-3, 20, 1e-3, dtype=float32)``; the 10 highest local maxima are fine-tuned
+  on ``np.arange(f - 1e-3, f + 1e-3, 1e-4, dtype=float32)`` (20 or 21 points, emulated bit for
+  bit) and replaced when the fine maximum is higher.
+
+Speed: the coarse grid is evaluated in one compiled loop per band. ``cos``/``sin`` of
+``2 pi f_k t_i`` are advanced from one grid frequency to the next by a complex rotation (the float32
+grid has only ~20 distinct steps, so the rotation factors are tabulated once per light curve) and
+re-seeded exactly every :data:`RESEED` frequencies; sums are accumulated in float64. Objects run in
+parallel with ``numba.prange``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from alerce.features.base import BANDS, FeatureFamily, PackedLightCurves
+
+__all__ = [
+    "PeriodFamily",
+    "frequency_grid",
+    "finetune_grid",
+    "robust_loc",
+    "mhaov_periodogram",
+    "POWER_RATE_FACTORS",
+    "POWER_RATE_NAMES",
+]
+
+#: Frequencies between two exact re-evaluations of cos/sin in the recurrence.
+RESEED = 256
+
+#: ``Power_rate_<k>`` factors and names, in ALeRCE's order.
+POWER_RATE_FACTORS: tuple[float, ...] = (0.25, 1.0 / 3.0, 0.5, 2.0, 3.0, 4.0)
+POWER_RATE_NAMES: tuple[str, ...] = (
+    "Power_rate_1/4",
+    "Power_rate_1/3",
+    "Power_rate_1/2",
+    "Power_rate_2",
+    "Power_rate_3",
+    "Power_rate_4",
+)
+
+_TWO_PI = 2.0 * math.pi
+
+
+def frequency_grid(fmin: float = 1e-3, fmax: float = 20.0, step: float = 1e-3) -> np.ndarray:
+    """P4J's coarse grid ``np.arange(max(fmin, step), fmax, step, dtype=float32)`` as float64."""
+    return np.arange(max(fmin, step), fmax, step, dtype=np.float32).astype(np.float64)
+
+
+@numba.njit(nogil=True, cache=True)
+def _finetune_grid(center: float, coarse_step: float, fine_step: float) -> np.ndarray:
+    """Bit-exact emulation of ``np.arange(c - step, c + step, fine, dtype=float32)`` (numpy 2).
+
+    ``c`` is a float32 grid value; numpy subtracts the Python float in float32, computes the length
+    as ``ceil((stop - start) / fine)`` in float64 and fills ``start + i * delta`` in float32.
+    """
+    c = np.float32(center)
+    cs = np.float32(coarse_step)
+    fmin = np.float32(c - cs)
+    fmax = np.float32(c + cs)
+    n = int(math.ceil((np.float64(fmax) - np.float64(fmin)) / fine_step))
+    out = np.empty(max(n, 0), dtype=np.float64)
+    if n <= 0:
+        return out
+    b0 = fmin
+    out[0] = np.float64(b0)
+    if n > 1:
+        b1 = np.float32(np.float64(fmin) + fine_step)
+        delta = np.float32(b1 - b0)
+        out[1] = np.float64(b1)
+        for i in range(2, n):
+            out[i] = np.float64(np.float32(b0 + np.float32(np.float32(i) * delta)))
+    return out
+
+
+def finetune_grid(center: float, coarse_step: float = 1e-3, fine_step: float = 1e-4) -> np.ndarray:
+    """Fine grid P4J evaluates around a local maximum at ``center`` (float64 of float32 values)."""
+    return _finetune_grid(float(center), float(coarse_step), float(fine_step))
+
+
+@numba.njit(nogil=True, cache=True)
+def _robust_loc(x: np.ndarray, w: np.ndarray) -> float:
+    """P4J ``robust_loc``: interpolated weighted median (weights need not be normalized)."""
+    n = x.size
+    order = np.argsort(x)
+    sx = x[order]
+    sw = w[order]
+    acum = np.cumsum(sw)
+    total = acum[n - 1]
+    norm = (acum - 0.5 * sw) / total
+    q = np.searchsorted(norm, 0.5)
+    if q == 0:
+        return sx[0]
+    if q >= n:
+        return sx[n - 1]
+    den = norm[q] - norm[q - 1]
+    if not den > 0.0:
+        return sx[q]
+    a = (norm[q] - 0.5) / den
+    b = (0.5 - norm[q - 1]) / den
+    return sx[q - 1] * a + sx[q] * b
+
+
+def robust_loc(x: np.ndarray, err: np.ndarray) -> float:
+    """Weighted median of ``x`` with weights ``err**-2`` as P4J's ``robust_loc`` computes it."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    err = np.ascontiguousarray(err, dtype=np.float64)
+    if x.size == 0:
+        return float("nan")
+    return float(_robust_loc(x, err**-2.0))
+
+
+# --------------------------------------------------------------------------------------------
+# per-band AoV
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _aov_from_sums(sw, sc, ss, scc, scs, yc, ys):
+    """Regression sum of squares of ``y ~ 1 + cos + sin`` from weighted sums (``sum w y = 0``)."""
+    inv = 1.0 / sw
+    mc = sc * inv
+    ms = ss * inv
+    ccc = scc - sc * mc
+    css = (sw - scc) - ss * ms
+    ccs = scs - sc * ms
+    tol = 1e-12 * sw
+    aov = 0.0
+    if ccc > tol:
+        ic = 1.0 / ccc
+        aov = yc * yc * ic
+        r = ccs * ic
+        css2 = css - ccs * r
+        ys2 = ys - yc * r
+        if css2 > tol:
+            aov += ys2 * ys2 / css2
+    elif css > tol:
+        aov = ys * ys / css
+    return aov
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out):
+    """``out[k] = aov(freqs[k])`` for one band with the rotation recurrence.
+
+    ``t`` is time relative to a reference, ``w = 1/err**2`` and ``wy = w * (y - weighted mean)``.
+    ``step_ids[k]`` indexes ``steps`` with ``freqs[k + 1] - freqs[k]``.
+    """
+    n = t.size
+    m = freqs.size
+    ns = steps.size
+    rc = np.empty((ns, n))
+    rs = np.empty((ns, n))
+    for s in range(ns):
+        for i in range(n):
+            x = steps[s] * t[i]
+            x = _TWO_PI * (x - math.floor(x))
+            rc[s, i] = math.cos(x)
+            rs[s, i] = math.sin(x)
+    c = np.empty(n)
+    sn = np.empty(n)
+    sw = 0.0
+    for i in range(n):
+        sw += w[i]
+    inv = 1.0 / sw
+    tol = 1e-12 * sw
+    sums = np.empty((6, RESEED))
+    for k0 in range(0, m, RESEED):
+        # exact cos/sin at the start of every block, rotations inside it
+        f = freqs[k0]
+        for i in range(n):
+            x = f * t[i]
+            x = _TWO_PI * (x - math.floor(x))
+            c[i] = math.cos(x)
+            sn[i] = math.sin(x)
+        kb = min(RESEED, m - k0)
+        for q in range(kb):
+            sid = step_ids[k0 + q]
+            rcr = rc[sid]
+            rsr = rs[sid]
+            sc = 0.0
+            ss = 0.0
+            scc = 0.0
+            scs = 0.0
+            yc = 0.0
+            ys = 0.0
+            for i in range(n):
+                ci = c[i]
+                si = sn[i]
+                wc = w[i] * ci
+                sc += wc
+                ss += w[i] * si
+                scc += wc * ci
+                scs += wc * si
+                yc += wy[i] * ci
+                ys += wy[i] * si
+                c[i] = ci * rcr[i] - si * rsr[i]
+                sn[i] = ci * rsr[i] + si * rcr[i]
+            sums[0, q] = sc
+            sums[1, q] = ss
+            sums[2, q] = scc
+            sums[3, q] = scs
+            sums[4, q] = yc
+            sums[5, q] = ys
+        # AoV of the block in a separate (vectorizable) loop: same algebra as _aov_from_sums
+        for q in range(kb):
+            sc = sums[0, q]
+            ss = sums[1, q]
+            ccc = sums[2, q] - sc * sc * inv
+            css = (sw - sums[2, q]) - ss * ss * inv
+            ccs = sums[3, q] - sc * ss * inv
+            yc = sums[4, q]
+            ys = sums[5, q]
+            okc = ccc > tol
+            ic = 1.0 / ccc if okc else 0.0
+            r = ccs * ic
+            css2 = css - ccs * r
+            ys2 = ys - yc * r
+            out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _band_aov_fine(t, w, wy, fine, out):
+    """``out[q] = aov(fine[q])`` on a short fine grid.
+
+    cos/sin are evaluated exactly at ``fine[0]`` and rotated by the (exact, float64) differences
+    of the float32 fine grid, which take only one to three distinct values per grid.
+    """
+    n = t.size
+    m = fine.size
+    c = np.empty(n)
+    sn = np.empty(n)
+    f = fine[0]
+    sw = 0.0
+    for i in range(n):
+        x = f * t[i]
+        x = _TWO_PI * (x - math.floor(x))
+        c[i] = math.cos(x)
+        sn[i] = math.sin(x)
+        sw += w[i]
+    nd = 0
+    dvals = np.empty(m)
+    rc = np.empty((m, n))
+    rs = np.empty((m, n))
+    for q in range(m):
+        sc = 0.0
+        ss = 0.0
+        scc = 0.0
+        scs = 0.0
+        yc = 0.0
+        ys = 0.0
+        for i in range(n):
+            ci = c[i]
+            si = sn[i]
+            wc = w[i] * ci
+            sc += wc
+            ss += w[i] * si
+            scc += wc * ci
+            scs += wc * si
+            yc += wy[i] * ci
+            ys += wy[i] * si
+        out[q] = _aov_from_sums(sw, sc, ss, scc, scs, yc, ys)
+        if q + 1 < m:
+            d = fine[q + 1] - fine[q]
+            j = 0
+            while j < nd and dvals[j] != d:
+                j += 1
+            if j == nd:
+                dvals[nd] = d
+                for i in range(n):
+                    x = d * t[i]
+                    x = _TWO_PI * (x - math.floor(x))
+                    rc[nd, i] = math.cos(x)
+                    rs[nd, i] = math.sin(x)
+                nd += 1
+            rcr = rc[j]
+            rsr = rs[j]
+            for i in range(n):
+                ci = c[i]
+                si = sn[i]
+                c[i] = ci * rcr[i] - si * rsr[i]
+                sn[i] = ci * rsr[i] + si * rcr[i]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _ratio(num, wvar, aov):
+    """``num * aov / (wvar - aov)`` with the denominator floored (NaN when ``wvar`` is 0)."""
+    if not wvar > 0.0:
+        return np.nan
+    den = wvar - aov
+    floor = 1e-12 * wvar
+    if den < floor:
+        den = floor
+    return num * aov / den
+
+
+# --------------------------------------------------------------------------------------------
+# one object
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True)
+def _prepare_band(time, mag, err, lo, hi, t_ref):
+    """Finite points of one band: relative time, weights and weighted-centred weighted magnitudes."""
+    cnt = 0
+    for i in range(lo, hi):
+        if (
+            math.isfinite(time[i])
+            and math.isfinite(mag[i])
+            and math.isfinite(err[i])
+            and err[i] > 0.0
+        ):
+            cnt += 1
+    t = np.empty(cnt)
+    y = np.empty(cnt)
+    w = np.empty(cnt)
+    j = 0
+    for i in range(lo, hi):
+        if (
+            math.isfinite(time[i])
+            and math.isfinite(mag[i])
+            and math.isfinite(err[i])
+            and err[i] > 0.0
+        ):
+            t[j] = time[i] - t_ref
+            y[j] = mag[i]
+            w[j] = 1.0 / (err[i] * err[i])
+            j += 1
+    return t, y, w
+
+
+@numba.njit(nogil=True, cache=True)
+def _center(y, w):
+    """P4J centring: subtract robust_loc, then the weighted mean; returns (w*yc, wvar)."""
+    n = y.size
+    wy = np.empty(n)
+    wvar = 0.0
+    if n == 0:
+        return wy, 0.0
+    loc = _robust_loc(y, w)
+    sw = 0.0
+    sy = 0.0
+    for i in range(n):
+        sw += w[i]
+        sy += w[i] * (y[i] - loc)
+    wmean = sy / sw
+    for i in range(n):
+        yc = (y[i] - loc) - wmean
+        wy[i] = w[i] * yc
+        wvar += w[i] * yc * yc
+    if not math.isfinite(wvar):
+        wvar = np.nan
+    return wy, wvar
+
+
+@numba.njit(nogil=True, cache=True)
+def _object_aov(time, mag, err, boff, freqs, step_ids, steps, min_det):
+    """Per-band AoV of one object on the coarse grid.
+
+    Returns ``(asum, aovs, ok, ts, ws, wys, wvars, d2s)``: ``asum[k] = sum_b aov_b(f_k)`` over the
+    used bands, ``ok[b]`` marks bands used (at least ``min_det`` finite points and a finite
+    weighted variance). The multiband periodogram is ``(d2sum / 2) * asum / (wsum - asum)``, a
+    monotone function of ``asum``, and each band's periodogram is monotone in ``aovs[b]``: maxima
+    and orderings are therefore taken on the AoV sums and only the few reported values are
+    transformed.
+    """
+    nb = boff.size - 1
+    m = freqs.size
+    t_ref = np.inf
+    for b in range(nb):
+        for i in range(boff[b], boff[b + 1]):
+            if math.isfinite(time[i]) and time[i] < t_ref:
+                t_ref = time[i]
+    if not math.isfinite(t_ref):
+        t_ref = 0.0
+    aovs = np.zeros((nb, m))
+    asum = np.zeros(m)
+    ok = np.zeros(nb, dtype=np.bool_)
+    wvars = np.zeros(nb)
+    d2s = np.zeros(nb)
+    ts = []
+    ws = []
+    wys = []
+    for b in range(nb):
+        t, y, w = _prepare_band(time, mag, err, boff[b], boff[b + 1], t_ref)
+        wy, wvar = _center(y, w)
+        ts.append(t)
+        ws.append(w)
+        wys.append(wy)
+        if t.size < min_det or not math.isfinite(wvar):
+            continue
+        ok[b] = True
+        wvars[b] = wvar
+        d2s[b] = t.size - 3.0
+        _band_aov_grid(t, w, wy, freqs, step_ids, steps, aovs[b])
+        for k in range(m):
+            asum[k] += aovs[b, k]
+    return asum, aovs, ok, ts, ws, wys, wvars, d2s
+
+
+@numba.njit(nogil=True, cache=True)
+def _object_periodogram(time, mag, err, boff, freqs, step_ids, steps, min_det):
+    """Coarse multiband and per-band periodograms of one object (NaN where undefined)."""
+    asum, aovs, ok, _, _, _, wvars, d2s = _object_aov(
+        time, mag, err, boff, freqs, step_ids, steps, min_det
+    )
+    nb = boff.size - 1
+    m = freqs.size
+    pb = np.full((nb, m), np.nan)
+    p = np.full(m, np.nan)
+    d2sum = 0.0
+    wsum = 0.0
+    for b in range(nb):
+        if ok[b]:
+            d2sum += d2s[b]
+            wsum += wvars[b]
+            for k in range(m):
+                pb[b, k] = _ratio(d2s[b] / 2.0, wvars[b], aovs[b, k])
+    if ok.any():
+        for k in range(m):
+            p[k] = _ratio(d2sum / 2.0, wsum, asum[k])
+    return p, pb, ok
+
+
+@numba.njit(nogil=True, cache=True)
+def _top_local_maxima(p, n_top):
+    """Indices of the ``n_top`` highest strict local maxima, highest first (fewer if absent)."""
+    m = p.size
+    idx = np.full(n_top, -1, dtype=np.int64)
+    val = np.full(n_top, -np.inf)
+    count = 0
+    for k in range(1, m - 1):
+        v = p[k]
+        if v > p[k - 1] and v > p[k + 1]:
+            count += 1
+            if v > val[n_top - 1]:
+                j = n_top - 1
+                while j > 0 and val[j - 1] < v:
+                    val[j] = val[j - 1]
+                    idx[j] = idx[j - 1]
+                    j -= 1
+                val[j] = v
+                idx[j] = k
+    return idx[: min(count, n_top)], count
+
+
+@numba.njit(nogil=True, cache=True)
+def _nearest_index(freq, target):
+    """ALeRCE's power-rate rule: searchsorted, left neighbour unless beyond the midpoint."""
+    m = freq.size
+    i = np.searchsorted(freq, target)
+    if i == 0:
+        return 0
+    if target > freq[m - 1]:
+        return m - 1
+    mid = (freq[i - 1] + freq[i]) / 2.0
+    if target > mid:
+        return i
+    return i - 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _power_rate_indices(freq, key, factors):
+    """Index of the maximum of ``key`` and, per factor, of the grid frequency nearest f*/factor.
+
+    Indices refer to ``freq`` as given (sorted internally when fine-tuning broke the order).
+    """
+    m = freq.size
+    best = 0
+    for k in range(1, m):
+        if key[k] > key[best]:
+            best = k
+    sorted_ok = True
+    for k in range(m - 1):
+        if freq[k + 1] < freq[k]:
+            sorted_ok = False
+            break
+    out = np.empty(factors.size, dtype=np.int64)
+    period = 1.0 / freq[best]
+    if sorted_ok:
+        for j in range(factors.size):
+            out[j] = _nearest_index(freq, 1.0 / (period * factors[j]))
+    else:
+        order = np.argsort(freq)
+        fs = freq[order]
+        for j in range(factors.size):
+            out[j] = order[_nearest_index(fs, 1.0 / (period * factors[j]))]
+    return best, out
+
+
+@numba.njit(nogil=True, cache=True)
+def _power_rates(freq, p, factors, out):
+    """``out[j] = P(f*/factor_j) / P(f*)`` on a periodogram ``p`` (ALeRCE rule)."""
+    best, idx = _power_rate_indices(freq, p, factors)
+    for j in range(factors.size):
+        out[j] = p[idx[j]] / p[best]
+
+
+@numba.njit(nogil=True, cache=True)
+def _sift_down(heap, j, n):
+    """Restore the min-heap property below position ``j`` of ``heap[:n]``."""
+    v = heap[j]
+    while True:
+        c = 2 * j + 1
+        if c >= n:
+            break
+        if c + 1 < n and heap[c + 1] < heap[c]:
+            c += 1
+        if heap[c] < v:
+            heap[j] = heap[c]
+            j = c
+        else:
+            break
+    heap[j] = v
+
+
+@numba.njit(nogil=True, cache=True)
+def _top_values(x, n):
+    """The ``n`` largest values of ``x`` (any order; all of ``x`` when shorter), via a min-heap."""
+    m = x.size
+    if m <= n:
+        return x.copy()
+    heap = x[:n].copy()
+    for j in range(n // 2 - 1, -1, -1):
+        _sift_down(heap, j, n)
+    for k in range(n, m):
+        if x[k] > heap[0]:
+            heap[0] = x[k]
+            _sift_down(heap, 0, n)
+    return heap
+
+
+@numba.njit(nogil=True, cache=True)
+def _entropy_ppe(top, n_best):
+    """``1 - H(top + 0.01 normalized) / ln(n_best)``."""
+    top = top + 1e-2
+    s = top.sum()
+    h = 0.0
+    for v in top:
+        q = v / s
+        h -= q * math.log(q)
+    return 1.0 - h / math.log(n_best)
+
+
+@numba.njit(nogil=True, cache=True)
+def _ppe(p, n_best):
+    """PPE of a periodogram ``p`` over its ``n_best`` highest values."""
+    return _entropy_ppe(_top_values(p, n_best), n_best)
+
+
+@numba.njit(nogil=True, cache=True)
+def _period_one(
+    time, mag, err, boff, freqs, step_ids, steps, min_det, n_local, coarse_step, fine_step,
+    n_best, factors, out,
+):
+    """All period features of one object into ``out`` (NaN already)."""
+    nb = boff.size - 1
+    asum, aovs, ok, ts, ws, wys, wvars, d2s = _object_aov(
+        time, mag, err, boff, freqs, step_ids, steps, min_det
+    )
+    if not ok.any():
+        return
+    top, count = _top_local_maxima(asum, n_local)
+    if count < n_local:
+        return  # P4J returns None and ALeRCE catches the TypeError: all NaN
+    freq = freqs.copy()
+    d2sum = 0.0
+    wsum = 0.0
+    for b in range(nb):
+        if ok[b]:
+            d2sum += d2s[b]
+            wsum += wvars[b]
+    num = d2sum / 2.0
+    aov_f = np.zeros((nb, 32))
+    a_f = np.zeros(32)
+    for j in range(top.size):
+        k = top[j]
+        fine = _finetune_grid(freqs[k], coarse_step, fine_step)
+        nf = fine.size
+        if nf > a_f.size:
+            aov_f = np.zeros((nb, nf))
+            a_f = np.zeros(nf)
+        a_f[:] = 0.0
+        for b in range(nb):
+            if ok[b]:
+                _band_aov_fine(ts[b], ws[b], wys[b], fine, aov_f[b, :nf])
+                for q in range(nf):
+                    a_f[q] += aov_f[b, q]
+        best_q = 0
+        for q in range(1, nf):
+            if a_f[q] > a_f[best_q]:
+                best_q = q
+        # P is monotone in the AoV sum: comparing sums compares the periodogram values
+        if nf > 0 and _ratio(num, wsum, a_f[best_q]) > _ratio(num, wsum, asum[k]):
+            freq[k] = fine[best_q]
+            asum[k] = a_f[best_q]
+            for b in range(nb):
+                if ok[b]:
+                    aovs[b, k] = aov_f[b, best_q]
+    best_k = top[0]
+    for j in range(1, top.size):
+        if asum[top[j]] > asum[best_k]:
+            best_k = top[j]
+    period = 1.0 / freq[best_k]
+    out[0] = period
+    top_a = _top_values(asum, n_best)
+    for j in range(top_a.size):
+        top_a[j] = _ratio(num, wsum, top_a[j])
+    out[1] = _entropy_ppe(top_a, n_best)
+    for b in range(nb):
+        if not ok[b]:
+            continue
+        kb = 0
+        for k in range(1, freq.size):
+            if aovs[b, k] > aovs[b, kb]:
+                kb = k
+        pband = 1.0 / freq[kb]
+        out[2 + 2 * b] = pband
+        out[3 + 2 * b] = abs(period - pband)
+    best, idx = _power_rate_indices(freq, asum, factors)
+    power = _ratio(num, wsum, asum[best])
+    for j in range(factors.size):
+        out[2 + 2 * nb + j] = _ratio(num, wsum, asum[idx[j]]) / power
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def _period_kernel(
+    time, mag, err, band_offsets, freqs, step_ids, steps, min_det, n_local, coarse_step,
+    fine_step, n_best, factors,
+):
+    n = band_offsets.shape[0]
+    nb = band_offsets.shape[1] - 1
+    out = np.full((n, 2 + 2 * nb + factors.size), np.nan)
+    for i in numba.prange(n):
+        _period_one(
+            time, mag, err, band_offsets[i], freqs, step_ids, steps, min_det, n_local,
+            coarse_step, fine_step, n_best, factors, out[i],
+        )
+    return out
+
+
+def _step_table(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct grid steps and the index of each step (``freqs[k+1] - freqs[k]``)."""
+    d = np.diff(freqs)
+    if d.size == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(1)
+    steps, ids = np.unique(d, return_inverse=True)
+    ids = np.append(ids, 0).astype(np.int64)
+    if steps.size > 64:
+        raise ValueError(
+            f"frequency grid has {steps.size} distinct steps; the rotation recurrence needs a "
+            "(nearly) uniform grid"
+        )
+    return ids, steps.astype(np.float64)
+
+
+class PeriodFamily(FeatureFamily):
+    """``Multiband_period``, ``PPE``, ``Period_band_b``, ``delta_period_b`` and ``Power_rate_*``.
+
+    Parameters
+    ----------
+    fmin, fmax, fstep : float
+        Coarse grid ``np.arange(fmin, fmax, fstep, dtype=float32)`` (ALeRCE: 1e-3, 20, 1e-3).
+    fine_step : float
+        Step of the fine-tuning grid around each local maximum (ALeRCE: 1e-4).
+    n_local_optima : int
+        Local maxima fine-tuned (ALeRCE: 10). With fewer local maxima every feature is NaN.
+    min_detections : int
+        Bands with fewer finite detections are left out of the periodogram (ALeRCE: 6, "> 5").
+    n_best_entropy : int
+        Highest periodogram values used by ``PPE`` (ALeRCE: 100).
+    bands : tuple of int
+        Band codes, in the order of ``PackedLightCurves.bands``.
+    float32_inputs : bool
+        Round mjd, magnitude and error to float32 first, as P4J's ``set_data`` does (mjd ~58000
+        then has a resolution of 2**-8 d = 5.6 min). Off by default: the periodogram is then
+        computed from the float64 inputs; on, it reproduces P4J's input quantization (useful to
+        compare with ALeRCE's production values; P4J's float32 arithmetic is not emulated).
+
+    Notes
+    -----
+    NaN rules: every feature is NaN when no band has ``min_detections`` finite points with a
+    non-zero weighted variance, or when the periodogram has fewer than ``n_local_optima`` local
+    maxima (P4J then returns ``None`` and ALeRCE's extractor outputs NaN). ``Period_band_b`` and
+    ``delta_period_b`` are NaN for a band left out. Points with non-finite time, magnitude or error,
+    or error <= 0, are ignored.
+    """
+
+    required = ("time", "mag", "err")
+    depends = ()
+
+    def __init__(
+        self,
+        fmin: float = 1e-3,
+        fmax: float = 20.0,
+        fstep: float = 1e-3,
+        fine_step: float = 1e-4,
+        n_local_optima: int = 10,
+        min_detections: int = 6,
+        n_best_entropy: int = 100,
+        bands: tuple[int, ...] = BANDS,
+        float32_inputs: bool = False,
+    ) -> None:
+        if int(min_detections) < 4:
+            raise ValueError("PeriodFamily: min_detections must be >= 4 (d2 = N - 3 > 0)")
+        if int(n_local_optima) < 1:
+            raise ValueError("PeriodFamily: n_local_optima must be >= 1")
+        self.fmin = float(fmin)
+        self.fmax = float(fmax)
+        self.fstep = float(fstep)
+        self.fine_step = float(fine_step)
+        self.n_local_optima = int(n_local_optima)
+        self.min_detections = int(min_detections)
+        self.n_best_entropy = int(n_best_entropy)
+        self.bands = tuple(int(b) for b in bands)
+        self.float32_inputs = bool(float32_inputs)
+        self.freqs = frequency_grid(self.fmin, self.fmax, self.fstep)
+        if self.freqs.size < 3:
+            raise ValueError("PeriodFamily: the frequency grid needs at least 3 frequencies")
+        self._step_ids, self._steps = _step_table(self.freqs)
+        self._factors = np.asarray(POWER_RATE_FACTORS, dtype=np.float64)
+
+    @property
+    def names(self) -> list[str]:
+        names = ["Multiband_period", "PPE"]
+        for band in self.bands:
+            names += [f"Period_band_{band}", f"delta_period_{band}"]
+        return names + list(POWER_RATE_NAMES)
+
+    def compute(self, lc: PackedLightCurves, context: dict[str, np.ndarray]) -> np.ndarray:
+        """Period features of every object, shape ``(len(lc), len(self.names))``."""
+        if tuple(lc.bands) != self.bands:
+            raise ValueError(f"PeriodFamily built for bands {self.bands}, got {tuple(lc.bands)}")
+        if len(lc) == 0:
+            return np.empty((0, len(self.names)))
+        dtype = np.float32 if self.float32_inputs else np.float64
+        time, mag, err = (
+            np.ascontiguousarray(np.asarray(x).astype(dtype), dtype=np.float64)
+            for x in (lc.time, lc.mag, lc.err)
+        )
+        return _period_kernel(
+            time,
+            mag,
+            err,
+            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            self.freqs,
+            self._step_ids,
+            self._steps,
+            self.min_detections,
+            self.n_local_optima,
+            self.fstep,
+            self.fine_step,
+            self.n_best_entropy,
+            self._factors,
+        )
+
+
+def mhaov_periodogram(
+    time: np.ndarray,
+    mag: np.ndarray,
+    err: np.ndarray,
+    band: np.ndarray,
+    freqs: np.ndarray | None = None,
+    min_detections: int = 6,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """Coarse (not fine-tuned) multiband MHAOV periodogram of ONE object, for inspection.
+
+    Parameters
+    ----------
+    time, mag, err, band : np.ndarray
+        Detections of one object (any order); ``band`` holds band codes.
+    freqs : np.ndarray, optional
+        Uniform-ish grid (default: ALeRCE's float32 grid 1e-3..20 step 1e-3).
+    min_detections : int
+        Bands with fewer finite points are left out.
+
+    Returns
+    -------
+    freqs, multiband, per_band
+        ``per_band`` maps each used band code to its periodogram.
+    """
+    freqs = frequency_grid() if freqs is None else np.ascontiguousarray(freqs, dtype=np.float64)
+    time = np.asarray(time, dtype=np.float64)
+    mag = np.asarray(mag, dtype=np.float64)
+    err = np.asarray(err, dtype=np.float64)
+    band = np.asarray(band)
+    codes = np.unique(band)
+    order = np.lexsort((time, np.searchsorted(codes, band)))
+    counts = np.array([(band == c).sum() for c in codes], dtype=np.int64)
+    boff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    ids, steps = _step_table(freqs)
+    p, pb, ok = _object_periodogram(
+        time[order], mag[order], err[order], boff, freqs, ids, steps, int(min_detections)
+    )
+    per_band = {int(c): pb[b] for b, c in enumerate(codes) if ok[b]}
+    return freqs, p, per_band
+

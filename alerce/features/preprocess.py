@@ -1,0 +1,146 @@
+"""Input preprocessing of light curves before feature extraction (reference section 2.1).
+
+ALeRCE's ``DetectionsPreprocessorZTF`` (lc_classifier 1.2.1-P) chooses one magnitude column per
+object, removes bogus and invalid detections, deduplicates epochs and keeps only objects with
+enough detections in g or r. Everything here is columnar pandas (no per-object Python).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Minimum number of detections in at least one band (g or r) for an object to keep its features.
+MIN_DETECTIONS = 6
+#: Real/bogus threshold: detections with ``rb`` below it are discarded.
+RB_THRESHOLD = 0.55
+#: Bands counted by the minimum-detection rule.
+FEATURE_BANDS = (1, 2)
+
+#: Columns that must be finite for a detection to be kept (reference 2.1 step 4).
+_REQUIRED_FINITE = ("mjd", "fid", "magpsf", "sigmapsf", "magpsf_ml", "sigmapsf_ml", "ra", "dec", "rb")
+
+
+def _object_corrected(detections: pd.DataFrame, objects: pd.DataFrame | None) -> pd.Series:
+    """Per-detection boolean: does the detection's object use corrected magnitudes?
+
+    With ``objects`` (batch mode) the object's ``corrected`` flag decides; otherwise (stream mode)
+    an object is corrected only if all its detections are.
+    """
+    oid = detections["oid"]
+    if objects is not None and "corrected" in objects.columns:
+        obj = objects
+        if "oid" in obj.columns:
+            obj = obj.set_index("oid")
+        flag = obj["corrected"].astype("boolean").fillna(False).astype(bool)
+        mapped = oid.map(flag)
+        return mapped.astype("boolean").fillna(False).astype(bool)
+    if "corrected" not in detections.columns:
+        return pd.Series(False, index=detections.index)
+    corr = detections["corrected"].astype("boolean").fillna(False).astype(bool)
+    all_corr = corr.groupby(oid, sort=False).transform("all")
+    return all_corr.astype(bool)
+
+
+def preprocess_detections(
+    detections: pd.DataFrame,
+    objects: pd.DataFrame | None = None,
+    *,
+    rb_threshold: float = RB_THRESHOLD,
+    min_detections: int = MIN_DETECTIONS,
+) -> pd.DataFrame:
+    """Clean detections for feature extraction (reference section 2.1).
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Columns of :data:`alerce.batch.DETECTION_COLUMNS` plus ``magpsf_corr``,
+        ``sigmapsf_corr_ext`` and ``corrected`` (as produced by :mod:`alerce.correction`).
+        Without ``magpsf_corr`` every object is treated as uncorrected.
+    objects : pandas.DataFrame, optional
+        Per-object frame (``oid`` column or index) with a ``corrected`` flag (batch mode). Without
+        it an object counts as corrected only if all its detections are (stream mode).
+    rb_threshold : float
+        Keep detections with ``rb >= rb_threshold``.
+    min_detections : int
+        Keep objects with at least this many clean detections in g or in r.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per clean detection, sorted by (oid, mjd), fresh RangeIndex, with the input columns
+        plus ``magpsf_ml`` and ``sigmapsf_ml`` (corrected magnitude and *extended* error for
+        corrected objects, raw ``magpsf``/``sigmapsf`` otherwise) and ``corrected_object``.
+
+    Raises
+    ------
+    KeyError
+        If one of ``oid, mjd, fid, magpsf, sigmapsf, ra, dec, rb`` is missing.
+    """
+    missing = [c for c in ("oid", "mjd", "fid", "magpsf", "sigmapsf", "ra", "dec", "rb")
+               if c not in detections.columns]
+    if missing:
+        raise KeyError(f"preprocess_detections: detections lack column(s) {missing}")
+    det = detections.copy()
+    if len(det) == 0:
+        det["magpsf_ml"] = pd.Series(dtype="float64")
+        det["sigmapsf_ml"] = pd.Series(dtype="float64")
+        det["corrected_object"] = pd.Series(dtype="bool")
+        return det.reset_index(drop=True)
+
+    corrected = _object_corrected(det, objects).to_numpy(dtype=bool).copy()
+    magpsf = det["magpsf"].to_numpy(dtype="float64", na_value=np.nan)
+    sigmapsf = det["sigmapsf"].to_numpy(dtype="float64", na_value=np.nan)
+    if "magpsf_corr" in det.columns and "sigmapsf_corr_ext" in det.columns:
+        mcorr = det["magpsf_corr"].to_numpy(dtype="float64", na_value=np.nan)
+        ecorr = det["sigmapsf_corr_ext"].to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        corrected[:] = False
+        mcorr, ecorr = magpsf, sigmapsf
+    det["magpsf_ml"] = np.where(corrected, mcorr, magpsf)
+    det["sigmapsf_ml"] = np.where(corrected, ecorr, sigmapsf)
+    det["corrected_object"] = corrected
+
+    # 2. sort by time (stable, so ties keep input order) ...
+    det = det.sort_values("mjd", kind="stable")
+    # 3. ... drop bogus ...
+    rb = det["rb"].to_numpy(dtype="float64", na_value=np.nan)
+    det = det[rb >= rb_threshold]
+    # 4. ... +-inf -> NaN and drop rows with NaN in the required columns ...
+    finite = np.ones(len(det), dtype=bool)
+    for col in _REQUIRED_FINITE:
+        finite &= np.isfinite(det[col].to_numpy(dtype="float64", na_value=np.nan))
+    det = det[finite]
+    # 5. ... keep 0 < sigmapsf_ml < 1 (removes the 100 sentinels) ...
+    err = det["sigmapsf_ml"].to_numpy()
+    det = det[(err > 0) & (err < 1.0)]
+    # 6. ... drop duplicate (oid, mjd), first after the time sort ...
+    det = det.drop_duplicates(["oid", "mjd"], keep="first")
+    # 7. ... keep objects with >= min_detections in g or r.
+    in_band = det["fid"].isin(FEATURE_BANDS)
+    counts = det[in_band].groupby(["oid", "fid"], sort=False).size()
+    good = counts[counts >= min_detections].index.get_level_values("oid").unique()
+    det = det[det["oid"].isin(good)]
+    det = det.sort_values(["oid", "mjd"], kind="stable").reset_index(drop=True)
+    return det
+
+
+def preprocess_non_detections(non_detections: pd.DataFrame) -> pd.DataFrame:
+    """Drop duplicate non-detections on ``(oid, round(mjd, 6), fid)`` (reference 2.1 step 8).
+
+    Rows with a non-finite ``mjd`` or ``diffmaglim`` are dropped as well (they cannot be used by any
+    feature). Returns a frame sorted by (oid, fid, mjd) with a fresh RangeIndex.
+    """
+    missing = [c for c in ("oid", "fid", "mjd", "diffmaglim") if c not in non_detections.columns]
+    if missing:
+        raise KeyError(f"preprocess_non_detections: non_detections lack column(s) {missing}")
+    nd = non_detections.copy()
+    if len(nd) == 0:
+        return nd.reset_index(drop=True)
+    mjd = nd["mjd"].to_numpy(dtype="float64", na_value=np.nan)
+    lim = nd["diffmaglim"].to_numpy(dtype="float64", na_value=np.nan)
+    nd = nd[np.isfinite(mjd) & np.isfinite(lim)]
+    key = nd["mjd"].astype("float64").round(6)
+    nd = nd.assign(_round_mjd=key).drop_duplicates(["oid", "_round_mjd", "fid"], keep="first")
+    nd = nd.drop(columns="_round_mjd")
+    return nd.sort_values(["oid", "fid", "mjd"], kind="stable").reset_index(drop=True)

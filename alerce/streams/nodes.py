@@ -1,0 +1,137 @@
+"""streamz nodes that dispatch batches to a Dask cluster.
+
+They differ from ``streamz.dask`` in two ways that matter for a broker: the client is explicit
+(``GatewayCluster.get_client()`` works, no reliance on a global default), and
+:class:`process_by_lane` keeps each object's alerts in order. Objects are hashed to ``n_lanes``
+lanes; the batch of lane ``i`` is a Dask task that depends on the previous batch of lane ``i``, so
+two batches never update the same object's light curve at once, while different lanes run in
+parallel. Only futures and small summaries travel through the graph on the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any, Callable
+
+import numpy as np
+from streamz import Stream
+from tornado import gen
+
+from alerce.batch import AlertBatch
+
+
+def lane_of(oids, n_lanes: int) -> np.ndarray:
+    """Stable lane number of each object id (CRC32 of the id modulo ``n_lanes``)."""
+    return np.fromiter((zlib.crc32(str(o).encode()) % n_lanes for o in oids), dtype=np.int64,
+                       count=len(oids))
+
+
+def select_lane(batch: AlertBatch, lane: int, n_lanes: int) -> AlertBatch:
+    """Sub-batch with the objects of one lane (dead letters travel with lane 0)."""
+    oids = batch.oids
+    keep = np.asarray(oids)[lane_of(oids, n_lanes) == lane] if len(oids) else []
+    sub = batch.select(keep)
+    if lane == 0:
+        sub.dead_letters = list(batch.dead_letters)
+    return sub
+
+
+def combine(*summaries):
+    """Sum of the lanes' summaries of one batch."""
+    out = summaries[0]
+    for s in summaries[1:]:
+        out = out + s
+    return out
+
+
+class _ClientNode(Stream):
+    def __init__(self, upstream, client, **kwargs):
+        self.client = client
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+
+
+@Stream.register_api()
+class submit(_ClientNode):
+    """Submit ``func(x, *args, **kwargs)`` to the cluster; emit the future."""
+
+    def __init__(self, upstream, client, func: Callable, *args, **kwargs):
+        self.func, self.args, self.kwargs = func, args, kwargs
+        super().__init__(upstream, client)
+
+    def update(self, x, who=None, metadata=None):
+        fut = self.client.submit(self.func, x, *self.args, pure=False, **self.kwargs)
+        return self._emit(fut, metadata=metadata)
+
+
+@Stream.register_api()
+class process_by_lane(_ClientNode):
+    """Split a batch future into lanes and run ``func(lane_batch, *args, prev=...)`` in lane order.
+
+    Emits one future per input batch: the combined summary of its lanes.
+    """
+
+    def __init__(self, upstream, client, n_lanes: int, func: Callable, *args, **kwargs):
+        self.n_lanes, self.func, self.args, self.kwargs = n_lanes, func, args, kwargs
+        self.previous: list[Any] = [None] * n_lanes
+        super().__init__(upstream, client)
+
+    def update(self, x, who=None, metadata=None):
+        c = self.client
+        lanes = []
+        for lane in range(self.n_lanes):
+            part = c.submit(select_lane, x, lane, self.n_lanes, pure=False)
+            fut = c.submit(self.func, part, *self.args, prev=self.previous[lane], pure=False,
+                           **self.kwargs)
+            self.previous[lane] = fut
+            lanes.append(fut)
+        return self._emit(c.submit(combine, *lanes, pure=False), metadata=metadata)
+
+
+class BatchFailed:
+    """Emitted by :class:`gather_results` instead of a result when the batch's task failed."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"BatchFailed({type(self.error).__name__}: {self.error})"
+
+
+async def _wait(future) -> Any:
+    """Await a ``distributed.Future`` from any event loop (without blocking it)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def _resolve(_):
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    future.add_done_callback(_resolve)
+    await done
+    return future.result()
+
+
+@Stream.register_api()
+class gather_results(Stream):
+    """Wait for a future without blocking the event loop and emit its result.
+
+    Combine with ``buffer(n)`` upstream: up to ``n`` batches are then in flight, and the
+    source blocks when the buffer is full (backpressure).
+    """
+
+    def __init__(self, upstream, **kwargs):
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+
+    @gen.coroutine
+    def update(self, x, who=None, metadata=None):
+        self._retain_refs(metadata)
+        try:
+            result = yield _wait(x)
+        except Exception as exc:  # noqa: BLE001 - the sink decides what a failed batch means
+            result = BatchFailed(exc)
+        finally:
+            self._release_refs(metadata)
+        out = yield self._emit(result, metadata=metadata)
+        raise gen.Return(out)

@@ -1,0 +1,63 @@
+"""Science steps that follow the correction: features, light-curve and stamp classifiers.
+
+Each step is optional (:class:`~alerce.streams.steps.PipelineConfig`) and returns table rows to
+upsert; keys starting with ``_`` are hand-offs between steps and are never written.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from alerce.batch import AlertBatch
+
+#: Version written to the ``feature`` table's ``version`` column.
+FEATURE_VERSION = "alerce.features 0.1.0"
+
+
+def feature_step(processed) -> dict[str, pd.DataFrame]:
+    """Features of the objects with >= 6 detections in g or r (``feature`` rows + ``_features``)."""
+    from alerce.features import extract_features, feature_rows
+    from alerce.streams.steps import objects_with_enough_detections
+
+    oids = objects_with_enough_detections(processed.detections)
+    if not len(oids):
+        return {}
+    dets = processed.detections[processed.detections["oid"].isin(oids)]
+    nd = processed.non_detections
+    nd = nd[nd["oid"].isin(oids)] if len(nd) else nd
+    meta_cols = [c for c in ("oid", "corrected", "sgscore1") if c in processed.objects.columns]
+    metadata = processed.objects[meta_cols].set_index("oid").loc[oids]
+    features = extract_features(dets, nd, metadata=metadata)
+    if not len(features):
+        return {}
+    return {"feature": feature_rows(features, FEATURE_VERSION), "_features": features}
+
+
+def stamp_step(batch: AlertBatch, state: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Stamp-classifier probabilities for the first alert of each object new to the store."""
+    from alerce.classifiers.stamp import classify_alerts
+
+    known = set(state.get("object", pd.DataFrame(columns=["oid"]))["oid"]) if state else set()
+    alerts = batch.alerts[~batch.alerts["oid"].isin(known)]
+    if not len(alerts) or not len(batch.stamps):
+        return {}
+    first = alerts.sort_values(["oid", "candid"], kind="mergesort").drop_duplicates("oid")
+    stamps = batch.stamps[batch.stamps["candid"].isin(first["candid"])]
+    rows = classify_alerts(first, stamps)
+    return {"probability": rows} if len(rows) else {}
+
+
+def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
+    """Run the enabled science steps; return the extra tables to write."""
+    out: dict[str, pd.DataFrame] = {}
+    if config.stamp_classifier:
+        out.update(stamp_step(batch, state))
+    if config.features:
+        out.update(feature_step(processed))
+    if config.lc_classifier and "_features" in out:
+        from alerce.classifiers.lc import classify_features
+
+        rows = classify_features(out["_features"])
+        if len(rows):
+            out["probability"] = pd.concat([out.get("probability"), rows], ignore_index=True)
+    return {k: v for k, v in out.items() if not k.startswith("_")}

@@ -1,0 +1,383 @@
+"""The per-batch work of the pipeline, as plain functions on frames.
+
+:func:`process_alerts` is pure: a decoded :class:`~alerce.batch.AlertBatch` plus the stored state of
+its objects in, the rows to upsert out. :func:`run_batch` wraps it with the store reads and writes
+and is what a Dask task executes, live and in replay alike.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alerce.batch import (
+    DATAQUALITY_COLUMNS,
+    DETECTION_COLUMNS,
+    FORCED_PHOTOMETRY_COLUMNS,
+    GAIA_COLUMNS,
+    PS1_COLUMNS,
+    REFERENCE_COLUMNS,
+    SS_COLUMNS,
+    AlertBatch,
+    DeadLetter,
+)
+
+#: Version string written to ``step_id_corr`` and the ``step`` table.
+CORRECTION_STEP_ID = "alerce.correction 0.1.0"
+
+#: Minimum detections in one band for the feature and light-curve classifier steps (paper: >= 6).
+MIN_DETECTIONS_FOR_FEATURES = 6
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where the annotated output stream goes (credentials come from the worker's environment)."""
+
+    kafka: str
+    topic: str
+
+
+@dataclass
+class PipelineConfig:
+    """What a batch goes through, and where it is stored.
+
+    Attributes
+    ----------
+    store_url : str
+        SQLAlchemy URL of the store (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
+    features : bool
+        Compute light-curve features for objects with enough detections (``alerce[features]``).
+    stamp_classifier : bool
+        Classify the first alert of each object new to the store with the stamp CNN (needs torch).
+    lc_classifier : bool
+        Classify objects whose features were computed with the light-curve classifier.
+    output : OutputConfig, optional
+        Publish one annotated message per processed alert once it is stored.
+    """
+
+    store_url: str = "sqlite:///alerce.db"
+    features: bool = True
+    stamp_classifier: bool = False
+    lc_classifier: bool = False
+    output: OutputConfig | None = None
+
+
+@dataclass
+class BatchSummary:
+    """Counts reported by one processed batch (summed by the sinks)."""
+
+    alerts: int = 0
+    objects: int = 0
+    detections: int = 0
+    non_detections: int = 0
+    forced_photometry: int = 0
+    features: int = 0
+    probabilities: int = 0
+    rows_written: int = 0
+    seconds: float = 0.0
+    candids: list[int] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __add__(self, other: BatchSummary) -> BatchSummary:
+        return BatchSummary(
+            alerts=self.alerts + other.alerts,
+            objects=self.objects + other.objects,
+            detections=self.detections + other.detections,
+            non_detections=self.non_detections + other.non_detections,
+            forced_photometry=self.forced_photometry + other.forced_photometry,
+            features=self.features + other.features,
+            probabilities=self.probabilities + other.probabilities,
+            rows_written=self.rows_written + other.rows_written,
+            seconds=self.seconds + other.seconds,
+            candids=self.candids + other.candids,
+            dead_letters=self.dead_letters + other.dead_letters,
+            errors=self.errors + other.errors,
+        )
+
+    @property
+    def bad_alerts(self) -> int:
+        return len(self.dead_letters)
+
+
+def _frame(df: pd.DataFrame | None, columns) -> pd.DataFrame:
+    if df is None or not len(df):
+        return pd.DataFrame(columns=list(columns))
+    return df
+
+
+def _first_per_oid(df: pd.DataFrame, by: str, ascending: bool) -> pd.DataFrame:
+    """Row with the smallest (or largest) ``by`` per oid, deterministic under row shuffles."""
+    if not len(df):
+        return df
+    order = df.sort_values(["oid", by], ascending=[True, ascending], kind="mergesort")
+    return order.drop_duplicates("oid", keep="first").reset_index(drop=True)
+
+
+def _alert_rows(alerts: pd.DataFrame, columns) -> pd.DataFrame:
+    cols = ["oid", "candid", *[c for c in columns if c in alerts.columns and c not in ("oid", "candid")]]
+    return alerts[cols].copy()
+
+
+def _merge_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Stored plus new detections, one row per (oid, candid).
+
+    The alert's own row (``has_stamp``) wins; otherwise the row reported by the earliest alert
+    (smallest ``parent_candid``), so the result does not depend on arrival order.
+    """
+    frames = [f for f in (stored, new) if f is not None and len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(DETECTION_COLUMNS))
+    dets = pd.concat(frames, ignore_index=True)
+    dets["has_stamp"] = dets["has_stamp"].fillna(False).astype(bool)
+    dets["parent_candid"] = dets["parent_candid"].astype("Int64")
+    dets = dets.sort_values(["oid", "candid", "has_stamp", "parent_candid"],
+                            ascending=[True, True, False, True], kind="mergesort",
+                            na_position="first")
+    return dets.drop_duplicates(["oid", "candid"], keep="first").reset_index(drop=True)
+
+
+def _merge_non_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Stored plus new non-detections, one row per (oid, fid, mjd), earliest reporting alert."""
+    frames = [f for f in (stored, new) if f is not None and len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["oid", "fid", "mjd", "diffmaglim", "parent_candid"])
+    nd = pd.concat(frames, ignore_index=True)
+    if "parent_candid" not in nd:
+        nd["parent_candid"] = pd.NA
+    nd["parent_candid"] = nd["parent_candid"].astype("Int64")
+    nd = nd.sort_values(["oid", "fid", "mjd", "parent_candid"], kind="mergesort", na_position="last")
+    return nd.drop_duplicates(["oid", "fid", "mjd"], keep="first").reset_index(drop=True)
+
+
+def _changed_rows(result: pd.DataFrame, stored: pd.DataFrame | None, key: list[str],
+                  compare: list[str]) -> pd.DataFrame:
+    """Rows of ``result`` that are new or differ from ``stored`` in a ``compare`` column."""
+    if stored is None or not len(stored):
+        return result
+    cols = [c for c in compare if c in stored.columns and c in result.columns]
+    old = stored[key + cols].rename(columns={c: f"{c}__old" for c in cols})
+    merged = result.merge(old, on=key, how="left", indicator=True)
+    changed = merged["_merge"].eq("left_only").to_numpy(copy=True)
+    for c in cols:
+        new_v, old_v = merged[c], merged[f"{c}__old"]
+        if new_v.dtype == bool or str(new_v.dtype) == "boolean":
+            new_v, old_v = new_v.astype("boolean"), old_v.astype("boolean")
+        elif c.endswith("candid"):
+            new_v, old_v = new_v.astype("Int64"), old_v.astype("Int64")
+        changed |= (new_v.isna() != old_v.isna()).to_numpy(dtype=bool)
+        changed |= new_v.ne(old_v).fillna(False).to_numpy(dtype=bool)
+    return result[changed].reset_index(drop=True)
+
+
+def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """PS1 rows of every alert of the objects, with ALeRCE's ``unique1..3`` flags.
+
+    ``unique<k>`` is True while the object's alerts all name the same k-th PS1 neighbour.
+    """
+    new = _alert_rows(alerts, PS1_COLUMNS)
+    rows = pd.concat([f for f in (_frame(stored, new.columns), new) if len(f)], ignore_index=True)
+    rows = rows.drop_duplicates(["oid", "candid"], keep="last")
+    for k in (1, 2, 3):
+        col = f"objectidps{k}"
+        if col in rows:
+            rows[f"unique{k}"] = rows.groupby("oid")[col].transform("nunique").le(1).to_numpy()
+    return rows.reset_index(drop=True)
+
+
+def _hist_rows(alerts: pd.DataFrame, stored_objects: pd.DataFrame,
+               stored_dets: pd.DataFrame) -> pd.DataFrame:
+    """``ndethist``-style columns from the alert with the largest candid, stored or new."""
+    cols = ["ndethist", "ncovhist", "jdstarthist", "jdendhist"]
+    new = _first_per_oid(alerts[["oid", "candid", *cols]], "candid", ascending=False)
+    new = new.assign(mjdstarthist=new["jdstarthist"] - 2400000.5,
+                     mjdendhist=new["jdendhist"] - 2400000.5).drop(columns=["jdstarthist", "jdendhist"])
+    if stored_objects is None or not len(stored_objects):
+        return new
+    stamped = stored_dets[stored_dets["has_stamp"].astype(bool)] if len(stored_dets) else stored_dets
+    stored_max = stamped.groupby("oid")["candid"].max() if len(stamped) else pd.Series(dtype="int64")
+    old = stored_objects[["oid", "ndethist", "ncovhist", "mjdstarthist", "mjdendhist"]].copy()
+    old["candid"] = old["oid"].map(stored_max).fillna(-1).astype("int64")
+    both = pd.concat([old, new], ignore_index=True)
+    return _first_per_oid(both, "candid", ascending=False)
+
+
+def _reference_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """One row per (oid, rfid), from the earliest alert that used that reference image."""
+    new = _alert_rows(alerts, [c for c in REFERENCE_COLUMNS if c not in ("mjdstartref", "mjdendref")])
+    new["mjdstartref"] = alerts["jdstartref"].to_numpy() - 2400000.5 if "jdstartref" in alerts else np.nan
+    new["mjdendref"] = alerts["jdendref"].to_numpy() - 2400000.5 if "jdendref" in alerts else np.nan
+    new = new[new["rfid"].notna()]
+    rows = pd.concat([f for f in (_frame(stored, new.columns), new) if len(f)], ignore_index=True)
+    if not len(rows):
+        return rows
+    rows = rows.sort_values(["oid", "rfid", "candid"], kind="mergesort")
+    return rows.drop_duplicates(["oid", "rfid"], keep="first").reset_index(drop=True)
+
+
+@dataclass
+class ProcessedBatch:
+    """Result of :func:`process_alerts`.
+
+    Attributes
+    ----------
+    tables : dict of DataFrame
+        Table name to the rows to upsert.
+    detections, non_detections : DataFrame
+        The full corrected light curves of the batch's objects (stored plus new).
+    objects : DataFrame
+        Object rows (one per oid) with the metadata the feature step needs (sgscore1 ...).
+    """
+
+    tables: dict[str, pd.DataFrame]
+    detections: pd.DataFrame
+    non_detections: pd.DataFrame
+    objects: pd.DataFrame
+
+
+def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = None, *,
+                   step_id: str = CORRECTION_STEP_ID) -> ProcessedBatch:
+    """Merge a batch with the stored light curves of its objects and compute the tables to write.
+
+    Parameters
+    ----------
+    batch : AlertBatch
+        Decoded alerts (any number of objects and alerts per object).
+    state : dict of DataFrame, optional
+        ``Store.load_state(batch.oids)``: stored ``detection``, ``non_detection``,
+        ``forced_photometry``, ``reference``, ``ps1_ztf`` and ``object`` rows of these objects.
+    step_id : str
+        Written to ``step_id_corr``.
+
+    Returns
+    -------
+    ProcessedBatch
+        The rows to upsert and the full corrected light curves. The result depends only on the
+        union of stored and new alerts, not on the order in which alerts arrived.
+    """
+    from alerce.correction import correct_lightcurves, forced_photometry_magnitudes
+
+    state = state or {}
+    alerts = batch.alerts
+    if not len(alerts):
+        empty = pd.DataFrame()
+        return ProcessedBatch({}, empty, empty, empty)
+    stored_dets = _frame(state.get("detection"), DETECTION_COLUMNS)
+    dets = _merge_detections(stored_dets, batch.detections)
+    nd = _merge_non_detections(state.get("non_detection"), batch.non_detections)
+
+    ps1 = _ps1_rows(alerts, state.get("ps1_ztf"))
+    first_ps1 = _first_per_oid(ps1, "candid", ascending=True)[["oid", "sgscore1", "distpsnr1"]]
+    hist = _hist_rows(alerts, state.get("object"), stored_dets)
+    reference = _reference_rows(alerts, state.get("reference"))
+
+    result = correct_lightcurves(dets, nd, ps1=first_ps1, hist=hist,
+                                 reference=reference[["oid", "rfid", "mjdendref"]])
+    detections = result.detections.assign(step_id_corr=step_id)
+    objects = result.objects.assign(step_id_corr=step_id)
+    magstats = result.magstats.assign(step_id_corr=step_id)
+
+    new_nd = _changed_rows(result.non_detections, state.get("non_detection"),
+                           ["oid", "fid", "mjd"], ["parent_candid"])
+
+    fp = batch.forced_photometry
+    if len(fp):
+        fp = fp.sort_values(["oid", "pid", "parent_candid"], kind="mergesort")
+        fp = forced_photometry_magnitudes(fp.drop_duplicates(["oid", "pid"], keep="first"))
+
+    last = _first_per_oid(alerts, "candid", ascending=False)
+    tables = {
+        "object": objects,
+        "magstat": magstats,
+        "detection": _changed_rows(detections, state.get("detection"), ["oid", "candid"],
+                                   ["corrected", "dubious", "has_stamp", "parent_candid"]),
+        "non_detection": new_nd,
+        "forced_photometry": fp,
+        "ps1_ztf": ps1,
+        "ss_ztf": _alert_rows(last, SS_COLUMNS),
+        "gaia_ztf": _alert_rows(last, GAIA_COLUMNS),
+        "reference": reference,
+        "dataquality": _alert_rows(alerts, DATAQUALITY_COLUMNS),
+    }
+    tables = {name: df for name, df in tables.items() if df is not None and len(df)}
+    objects = objects.merge(first_ps1, on="oid", how="left")
+    return ProcessedBatch(tables, detections, result.non_detections, objects)
+
+
+def objects_with_enough_detections(detections: pd.DataFrame,
+                                   minimum: int = MIN_DETECTIONS_FOR_FEATURES) -> np.ndarray:
+    """Object ids with at least ``minimum`` detections in g or r (the paper's feature rule)."""
+    if not len(detections):
+        return np.array([], dtype=object)
+    counts = detections[detections["fid"].isin([1, 2])].groupby(["oid", "fid"]).size()
+    ok = counts[counts >= minimum].index.get_level_values("oid")
+    return pd.unique(ok)
+
+
+def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSummary:
+    """Load state, process, write: one Dask task of the pipeline.
+
+    Never raises: a failure becomes an error string plus dead letters for the batch's alerts
+    (so the Kafka offsets of those alerts are not committed and a replay can retry them).
+    ``prev`` is the summary of the previous batch of the same lane; taking it as an argument
+    makes Dask run the lanes' batches in order.
+    """
+    t0 = time.perf_counter()
+    summary = BatchSummary(dead_letters=list(batch.dead_letters))
+    if not len(batch):
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    try:
+        store = _cached_store(config.store_url)
+        state = store.load_state(list(batch.oids))
+        processed = process_alerts(batch, state)
+        tables = processed.tables
+        tables.update(run_science_steps(batch, processed, state, config))
+        written = store.write(tables)
+        if config.output is not None:
+            from alerce.streams.output import publish_annotations
+
+            publish_annotations(config.output, batch, processed, tables, store)
+        summary.alerts = len(batch.alerts)
+        summary.objects = len(batch.oids)
+        summary.detections = len(batch.detections)
+        summary.non_detections = len(batch.non_detections)
+        summary.forced_photometry = len(batch.forced_photometry)
+        summary.features = int(tables["feature"]["oid"].nunique()) if "feature" in tables else 0
+        summary.probabilities = len(tables.get("probability", ()))
+        summary.rows_written = int(sum(written.values())) if isinstance(written, dict) else 0
+        summary.candids = batch.alerts["candid"].astype("int64").tolist()
+    except Exception as exc:  # noqa: BLE001 - reported, alerts kept as dead letters
+        reason = f"{type(exc).__name__}: {exc}"
+        summary.errors.append(reason + "\n" + traceback.format_exc(limit=5))
+        summary.dead_letters.extend(
+            DeadLetter(source=str(src), reason=f"processing failed: {reason}")
+            for src in batch.alerts.get("source", pd.Series(["?"] * len(batch))).tolist()
+        )
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def run_science_steps(batch: AlertBatch, processed: ProcessedBatch,
+                      state: dict[str, pd.DataFrame], config: PipelineConfig) -> dict[str, pd.DataFrame]:
+    """Feature, classifier and stamp steps after the correction (each optional)."""
+    from alerce.streams import science
+
+    return science.run(batch, processed, state, config)
+
+
+_STORES: dict[str, object] = {}
+
+
+def _cached_store(url: str):
+    """One open :class:`~alerce.store.Store` per URL per process (Dask workers reuse it)."""
+    from alerce.store import Store
+
+    store = _STORES.get(url)
+    if store is None:
+        store = _STORES[url] = Store(url)
+    return store

@@ -1,0 +1,328 @@
+"""Hierarchical random forest: estimator contract, taxonomy, imputation, bundles, pipeline rows."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (check_estimators_overwrite_params,
+                                            check_get_params_invariance,
+                                            check_no_attributes_set_in_init,
+                                            check_parameters_default_constructible,
+                                            check_set_params)
+
+from alerce.classifiers.bundle import BundleError, load_bundle, save_bundle
+from alerce.classifiers.lc import (HierarchicalRandomForest, classify_features,
+                                   impute_features, probability_rows)
+from alerce.classifiers.lc.preprocessing import FeatureImputer
+from alerce.classifiers.outliers import GroupIsolationForest, score_outliers
+from alerce.classifiers.taxonomy import CLASSIFIER_NAMES, DEFAULT_TAXONOMY, Taxonomy
+
+CLASSES = DEFAULT_TAXONOMY.classes
+
+
+def make_data(n=450, n_features=12, seed=0, signal=3.0):
+    """Random features where feature 0/1 encode the class (learnable) plus NaN/inf noise."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray([CLASSES[i % len(CLASSES)] for i in range(n)], dtype=object)
+    rng.shuffle(y)
+    code = np.asarray([CLASSES.index(c) for c in y], dtype=float)
+    X = rng.normal(size=(n, n_features))
+    X[:, 0] += signal * code
+    X[:, 1] += signal * np.asarray([DEFAULT_TAXONOMY.group_names.index(DEFAULT_TAXONOMY.group_of(c))
+                                    for c in y])
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[3, 4] = np.inf
+    cols = [f"f{i}" for i in range(n_features - 2)] + ["Mean_1", "Mean_2"]
+    index = pd.Index([f"ZTF{i:07d}" for i in range(n)], name="oid")
+    return pd.DataFrame(X, columns=cols, index=index), y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return HierarchicalRandomForest(n_estimators=15, random_state=0).fit(X, y)
+
+
+# ---------------------------------------------------------------------------- taxonomy
+def test_default_taxonomy_names_and_order():
+    assert DEFAULT_TAXONOMY.group_names == ("Stochastic", "Periodic", "Transient")
+    assert DEFAULT_TAXONOMY.classes_of("Stochastic") == ("AGN", "Blazar", "CV/Nova", "QSO", "YSO")
+    assert DEFAULT_TAXONOMY.classes_of("Periodic") == ("CEP", "DSCT", "E", "LPV",
+                                                       "Periodic-Other", "RRL")
+    assert DEFAULT_TAXONOMY.classes_of("Transient") == ("SLSN", "SNII", "SNIa", "SNIbc")
+    assert len(DEFAULT_TAXONOMY.classes) == 15
+    assert DEFAULT_TAXONOMY.group_of("LPV") == "Periodic"
+
+
+def test_taxonomy_json_round_trip_and_table_rows():
+    again = Taxonomy.from_json(DEFAULT_TAXONOMY.to_json())
+    assert again == DEFAULT_TAXONOMY
+    rows = DEFAULT_TAXONOMY.table_rows()
+    assert set(rows["classifier_name"]) == set(CLASSIFIER_NAMES.values())
+    final = rows.set_index("classifier_name").loc["lc_classifier", "classes"]
+    assert json.loads(final) == list(DEFAULT_TAXONOMY.classes)
+    top = rows.set_index("classifier_name").loc["lc_classifier_top", "classes"]
+    assert json.loads(top) == ["Stochastic", "Periodic", "Transient"]
+    assert (rows["classifier_version"] == DEFAULT_TAXONOMY.version).all()
+
+
+def test_taxonomy_rejects_bad_definitions():
+    with pytest.raises(ValueError, match="appears in groups"):
+        Taxonomy({"A": ["x", "y"], "B": ["y"]})
+    with pytest.raises(ValueError, match="no classes"):
+        Taxonomy({"A": []})
+    with pytest.raises(ValueError, match="not in taxonomy"):
+        DEFAULT_TAXONOMY.map_groups(["SNIa", "Kilonova"])
+
+
+# ---------------------------------------------------------------------------- imputation
+def test_imputation_matches_reference_rules():
+    x = np.array([[1.0, np.nan, np.inf], [-np.inf, 2e32, 5.0]])
+    out = impute_features(x)
+    np.testing.assert_array_equal(out, [[1.0, -999.0, -999.0], [-999.0, 0.0, 5.0]])
+    assert np.isnan(x[0, 1])  # input untouched
+
+
+def test_imputer_selects_training_order_and_reports_missing():
+    frame = pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, 3.0], "Mean_1": [9.0, 9.0]})
+    imp = FeatureImputer(exclude=("Mean_1",)).fit(frame)
+    shuffled = frame[["b", "Mean_1", "a"]].assign(extra=1.0)
+    np.testing.assert_array_equal(imp.transform(shuffled), [[1.0, 2.0], [-999.0, 3.0]])
+    with pytest.raises(ValueError, match=r"missing: \['b'\]"):
+        imp.transform(frame[["a"]])
+    lenient = FeatureImputer(on_missing="impute").fit(frame)
+    np.testing.assert_array_equal(lenient.transform(frame[["a"]])[:, 1], [-999.0, -999.0])
+
+
+# ---------------------------------------------------------------------------- estimator contract
+def test_sklearn_parameter_checks():
+    est = HierarchicalRandomForest(n_estimators=5)
+    check_parameters_default_constructible("HRF", est)
+    check_no_attributes_set_in_init("HRF", est)
+    check_get_params_invariance("HRF", est)
+    check_set_params("HRF", est)
+
+
+def test_overwrite_params_check_on_taxonomy_data(data):
+    # sklearn's check feeds integer labels; run it with our taxonomy via a numeric taxonomy
+    tax = Taxonomy({"G0": ["0", "1"], "G1": ["2"]})
+    check_estimators_overwrite_params("HRF", HierarchicalRandomForest(taxonomy=tax,
+                                                                      n_estimators=5))
+
+
+def test_sklearn_check_estimator_applicable_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    # integer labels of sklearn's checks mapped onto a small numeric taxonomy
+    tax = Taxonomy({"G0": ["0", "-1"], "G1": ["1"], "G2": ["2"]})
+    not_applicable = {
+        "check_dtype_object": "labels outside the taxonomy are rejected by design",
+        "check_classifiers_classes": "labels outside the taxonomy are rejected by design",
+    }
+    check_estimator(HierarchicalRandomForest(taxonomy=tax, n_estimators=5, random_state=0),
+                    expected_failed_checks=not_applicable)
+
+
+def test_clone_and_get_set_params(fitted):
+    est = clone(fitted)
+    assert not hasattr(est, "top_")
+    assert est.get_params() == fitted.get_params()
+    est.set_params(n_estimators=7, max_features_stochastic=0.3)
+    assert est.n_estimators == 7 and est.max_features_stochastic == 0.3
+    assert fitted.n_estimators == 15
+
+
+def test_fit_returns_self_and_attributes(data):
+    X, y = data
+    est = HierarchicalRandomForest(n_estimators=5, random_state=1)
+    assert est.fit(X, y) is est
+    assert list(est.feature_names_in_) == list(X.columns)
+    assert est.n_features_in_ == X.shape[1]
+    assert list(est.classes_) == list(CLASSES)
+    assert sorted(est.groups_) == sorted(DEFAULT_TAXONOMY.group_names)
+    assert est.top_.max_features == "sqrt"
+    assert est.children_["Stochastic"].max_features == 0.2
+    assert est.children_["Periodic"].max_features == "sqrt"
+    assert all(f.n_estimators == 5 for f in [est.top_, *est.children_.values()])
+    # ALeRCE drops Mean_1 / Mean_2 before the forests
+    assert est.top_.n_features_in_ == X.shape[1] - 2
+
+
+def test_predict_proba_is_top_times_child(fitted, data):
+    X, _ = data
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 15)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    h = fitted.predict_proba_hierarchical(X)
+    for group in DEFAULT_TAXONOMY.group_names:
+        child = h["children"][group]
+        assert list(child.columns) == list(DEFAULT_TAXONOMY.classes_of(group))
+        expected = h["top"][group].to_numpy()[:, None] * child.to_numpy()
+        cols = [list(fitted.classes_).index(c) for c in child.columns]
+        np.testing.assert_allclose(proba[:, cols], expected, atol=1e-12)
+    # the same top probabilities as calling the top forest directly on imputed features
+    direct = fitted.top_.predict_proba(impute_features(X.drop(columns=["Mean_1", "Mean_2"])))
+    np.testing.assert_allclose(h["top"][list(fitted.top_.classes_)].to_numpy(), direct)
+    assert list(h["probabilities"].index) == list(X.index)
+    assert (fitted.predict(X) == h["class"].to_numpy()).all()
+
+
+def test_learns_signal(data):
+    X, y = data
+    Xt, yt = make_data(n=300, seed=5)
+    est = HierarchicalRandomForest(n_estimators=30, random_state=0).fit(X, y)
+    acc = np.mean(est.predict(Xt) == yt)
+    assert acc > 3 / 15  # chance is 1/15
+
+
+def test_single_class_group_and_missing_group():
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd"))
+    y = np.array(["SNIa"] * 20 + ["SNII"] * 20 + ["RRL"] * 20, dtype=object)
+    est = HierarchicalRandomForest(n_estimators=5, random_state=0).fit(X, y)
+    assert list(est.classes_) == ["RRL", "SNII", "SNIa"]
+    p = est.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[:, 0], est.predict_proba_hierarchical(X)["top"]["Periodic"])
+
+
+def test_rejects_unknown_labels_and_single_group():
+    X = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="not in taxonomy"):
+        HierarchicalRandomForest(n_estimators=2).fit(X, ["SNIa", "SNII", "foo", "RRL"])
+    with pytest.raises(ValueError, match="two top-level groups"):
+        HierarchicalRandomForest(n_estimators=2).fit(X, ["SNIa", "SNII", "SNIa", "SNII"])
+
+
+def test_array_input_and_missing_columns(fitted, data):
+    X, _ = data
+    np.testing.assert_allclose(fitted.predict_proba(X.to_numpy()), fitted.predict_proba(X))
+    with pytest.raises(ValueError, match="missing"):
+        fitted.predict_proba(X.drop(columns=["f3"]))
+
+
+# ---------------------------------------------------------------------------- bundles
+def test_bundle_round_trip_identical_probabilities(tmp_path, fitted, data):
+    X, y = data
+    det = GroupIsolationForest(n_estimators=10, random_state=0).fit(
+        X, DEFAULT_TAXONOMY.map_groups(y))
+    save_bundle(tmp_path, {"classifier": fitted, "outliers": det},
+                {"name": "lc_classifier", "version": "test_1"})
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["version"] == "test_1" and len(card["model_sha256"]) == 64
+    assert "scikit-learn" in card["library_versions"]
+    bundle = load_bundle(tmp_path)
+    np.testing.assert_array_equal(bundle["classifier"].predict_proba(X), fitted.predict_proba(X))
+    pd.testing.assert_frame_equal(bundle["outliers"].score(X), det.score(X))
+
+
+def test_bundle_refuses_tampered_file(tmp_path, fitted):
+    save_bundle(tmp_path, {"classifier": fitted}, {"name": "x", "version": "1"})
+    path = tmp_path / "model.skops"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match="modified"):
+        load_bundle(tmp_path)
+
+
+class Sneaky:
+    """A type no bundle may contain."""
+
+    def __init__(self):
+        self.payload = "rm -rf"
+
+
+def test_bundle_refuses_unknown_type(tmp_path, fitted):
+    import skops.io as sio
+
+    with pytest.raises(BundleError, match="untrusted"):
+        save_bundle(tmp_path / "a", {"classifier": fitted, "x": Sneaky()}, {"version": "1"})
+    # a hand-made bundle whose card hash matches but which holds an unknown type
+    folder = tmp_path / "b"
+    save_bundle(folder, {"classifier": fitted}, {"version": "1"})
+    sio.dump({"classifier": Sneaky()}, folder / "model.skops")
+    card = json.loads((folder / "model_card.json").read_text())
+    import hashlib
+
+    card["model_sha256"] = hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
+    (folder / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=r"untrusted type\(s\) \['test_lc_classifier.Sneaky'\]"):
+        load_bundle(folder)
+
+
+def test_bundle_missing_and_corrupt(tmp_path):
+    with pytest.raises(BundleError, match="model card not found"):
+        load_bundle(tmp_path)
+    (tmp_path / "model_card.json").write_text("{not json")
+    with pytest.raises(BundleError, match="invalid JSON"):
+        load_bundle(tmp_path)
+    assert not zipfile.is_zipfile(tmp_path / "model_card.json")
+
+
+# ---------------------------------------------------------------------------- pipeline rows
+def test_probability_rows_dense_ranking():
+    wide = pd.DataFrame({"A": [0.5, 0.2], "B": [0.3, 0.2], "C": [0.2, 0.6]},
+                        index=pd.Index(["o1", "o2"], name="oid"))
+    rows = probability_rows(wide, "clf", "v1")
+    got = rows.set_index(["oid", "class_name"])["ranking"].to_dict()
+    assert got == {("o1", "A"): 1, ("o1", "B"): 2, ("o1", "C"): 3,
+                   ("o2", "A"): 2, ("o2", "B"): 2, ("o2", "C"): 1}
+
+
+def test_classify_features_rows(fitted, data):
+    X, _ = data
+    rows = classify_features(X.iloc[:20], model=fitted)
+    assert list(rows.columns) == ["oid", "class_name", "classifier_name", "classifier_version",
+                                  "probability", "ranking"]
+    counts = rows.groupby("classifier_name").size().to_dict()
+    assert counts == {"lc_classifier": 20 * 15, "lc_classifier_top": 20 * 3,
+                      "lc_classifier_stochastic": 20 * 5, "lc_classifier_periodic": 20 * 6,
+                      "lc_classifier_transient": 20 * 4}
+    sums = rows.groupby(["oid", "classifier_name"])["probability"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-12)
+    # ranking is the dense rank of -probability within (oid, classifier_name)
+    expected = rows.groupby(["oid", "classifier_name"])["probability"].rank(
+        method="dense", ascending=False).astype(int)
+    assert (rows["ranking"] == expected).all()
+    final = rows[rows["classifier_name"] == "lc_classifier"]
+    best = final[final["ranking"] == 1].drop_duplicates("oid").set_index("oid")["class_name"]
+    assert (best.loc[X.index[:20]].to_numpy() == fitted.predict(X.iloc[:20])).all()
+    assert (rows["classifier_version"] == DEFAULT_TAXONOMY.version).all()
+
+
+def test_classify_features_empty(fitted):
+    rows = classify_features(pd.DataFrame(), model=fitted)
+    assert len(rows) == 0 and "ranking" in rows.columns
+
+
+# ---------------------------------------------------------------------------- outliers
+def test_outlier_scores_flag_far_points(data):
+    X, y = data
+    X = X.fillna(0.0).replace(np.inf, 0.0)  # imputed -999 values are outliers themselves
+    groups = DEFAULT_TAXONOMY.map_groups(y)
+    det = GroupIsolationForest(n_estimators=50, random_state=0).fit(X, groups)
+    far = X.iloc[:5].copy()
+    far[:] = 1e6
+    far.index = pd.Index([f"FAR{i}" for i in range(5)], name="oid")
+    scored = score_outliers(pd.concat([X.iloc[:50], far]), model=det)
+    assert list(scored.columns) == ["oid", "detector_name", "detector_version", "category", "score"]
+    assert len(scored) == 55 * 3
+    assert set(scored["category"]) == set(DEFAULT_TAXONOMY.group_names)
+    per_obj = scored.groupby("oid")["score"].min()
+    assert per_obj.loc[far.index].min() > per_obj.loc[X.index[:50]].max()
+    # scores equal sklearn's own IsolationForest scoring of the imputed features
+    ref = -det.detectors_["Periodic"].score_samples(
+        impute_features(X.iloc[:50].to_numpy()))
+    got = scored[scored["category"] == "Periodic"]["score"].to_numpy()[:50]
+    np.testing.assert_allclose(got, ref)
