@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, shared
 
-from alerce.features import Extractor, FeatureFamily, PackedLightCurves
+from alerce.features import Extractor, FeatureFamily
 from alerce.features.colors import ColorFamily, WiseColorFamily
 from alerce.features.extractor import default_extractor, extract_features
 from alerce.features.other import MetadataFamily, icrs_to_galactic
@@ -199,8 +199,8 @@ def test_custom_family_example_runs():
 
 
 def test_metadata_family_matches_astropy():
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     rng = np.random.default_rng(7)
     ra, dec = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
@@ -344,3 +344,23 @@ def test_docs_list_every_default_feature():
     missing = [n for n in names if f"`{n}`" not in text and f" {n}," not in text
                and f" {n}`" not in text]
     assert not missing, missing
+
+
+def test_end_to_end_from_real_alerts():
+    """Avro alerts -> AlertBatch -> correction -> features (178 columns, ALeRCE's row rule)."""
+    path = shared("ztf", "alerts", "fink_v4.02_20231018")
+    from alerce.correction import correct_lightcurves
+    from alerce.io import read_alerts
+
+    batch = read_alerts(str(path))
+    corrected = correct_lightcurves(batch.detections, batch.non_detections)
+    meta = corrected.objects.set_index("oid").join(batch.alerts.groupby("oid")["sgscore1"].last())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = extract_features(corrected.detections, corrected.non_detections, meta)
+    assert out.shape[1] == len(default_extractor().names)
+    clean = preprocess_detections(corrected.detections, meta.reset_index())
+    assert set(out.index) == set(clean.oid)
+    assert len(out) > 10
+    np.testing.assert_allclose(out["sgscore1"], meta["sgscore1"].reindex(out.index))
+    assert np.isfinite(out["n_det_1"].fillna(0)).all()

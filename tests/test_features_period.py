@@ -220,7 +220,7 @@ def test_band_periodogram_equals_lstsq_aov():
     obj = synthetic(rng, 0.5123, n=(40, 7))
     freqs, multi, per_band = mhaov_periodogram(obj["t"], obj["m"], obj["e"], obj["fid"])
     # the recurrence is checked against direct lstsq at frequencies spread over the grid
-    idx = np.r_[0, 1, 255, 256, 257, rng.integers(0, freqs.size, 40), freqs.size - 1]
+    idx = np.r_[0, 1, 255, 256, 1023, 1024, 1025, rng.integers(0, freqs.size, 40), freqs.size - 1]
     aovs, wvars, d2 = {}, {}, {}
     for fid in (1, 2):
         sel = obj["fid"] == fid
@@ -571,6 +571,15 @@ def test_family_names_and_shapes():
         FoldedKimFamily().compute(lc, {})
     with pytest.raises(KeyError, match="Multiband_period"):
         HarmonicsFamily().compute(lc, {})
+
+
+def test_invalid_hyper_parameters_raise():
+    with pytest.raises(ValueError, match="min_detections"):
+        PeriodFamily(min_detections=3)
+    with pytest.raises(ValueError, match="3 frequencies"):
+        PeriodFamily(fmin=1e-3, fmax=2e-3, fstep=1e-3)
+    with pytest.raises(ValueError, match="bands"):
+        PeriodFamily(bands=(1,)).compute(pack([synthetic(np.random.default_rng(0), 1.0)]), {})
 
 
 def _from_issue(path):

@@ -6,9 +6,16 @@ import pandas as pd
 import pytest
 from conftest import shared
 
-from alerce.classifiers.labels import (ALERCE_RULES, BTS_RULES, TNS_RULES, map_classes,
-                                       map_labels, read_alerce_labels, read_bts_labels,
-                                       read_superphot_labels)
+from alerce.classifiers.labels import (
+    ALERCE_RULES,
+    BTS_RULES,
+    TNS_RULES,
+    map_classes,
+    map_labels,
+    read_alerce_labels,
+    read_bts_labels,
+    read_superphot_labels,
+)
 from alerce.classifiers.taxonomy import DEFAULT_TAXONOMY
 
 

@@ -9,15 +9,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import (check_estimators_overwrite_params,
-                                            check_get_params_invariance,
-                                            check_no_attributes_set_in_init,
-                                            check_parameters_default_constructible,
-                                            check_set_params)
+from sklearn.utils.estimator_checks import (
+    check_estimators_overwrite_params,
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
 
 from alerce.classifiers.bundle import BundleError, load_bundle, save_bundle
-from alerce.classifiers.lc import (HierarchicalRandomForest, classify_features,
-                                   impute_features, probability_rows)
+from alerce.classifiers.lc import (
+    HierarchicalRandomForest,
+    classify_features,
+    impute_features,
+    probability_rows,
+)
 from alerce.classifiers.lc.preprocessing import FeatureImputer
 from alerce.classifiers.outliers import GroupIsolationForest, score_outliers
 from alerce.classifiers.taxonomy import CLASSIFIER_NAMES, DEFAULT_TAXONOMY, Taxonomy
@@ -326,3 +332,46 @@ def test_outlier_scores_flag_far_points(data):
         impute_features(X.iloc[:50].to_numpy()))
     got = scored[scored["category"] == "Periodic"]["score"].to_numpy()[:50]
     np.testing.assert_allclose(got, ref)
+
+
+def test_custom_taxonomy_survives_bundle(tmp_path):
+    tax = Taxonomy({"A": ["a1", "a2"], "B": ["b1"]}, version="x")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.array(["a1", "a2", "b1"] * 20)
+    est = HierarchicalRandomForest(taxonomy=tax, n_estimators=3, random_state=0).fit(X, y)
+    save_bundle(tmp_path, {"classifier": est}, {"version": "1"})
+    again = load_bundle(tmp_path)["classifier"]
+    assert again.taxonomy == tax and again.taxonomy.group_of("b1") == "B"
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+# ---------------------------------------------------------------------------- training data
+def test_long_table_conversion():
+    from alerce.classifiers.lc.data import detections_from_long_table
+
+    table = pd.DataFrame({"ZTFID": ["a", "a", "b", "b"], "mjd": [1.0, 2.0, 3.0, 4.0],
+                          "band": ["g", "R", "r", "u"], "mag": [18.0, 18.5, 19.0, 20.0],
+                          "magerr": [0.1, 0.2, 0.3, 0.4]})
+    pos = pd.DataFrame({"ra": [10.0], "dec": [-5.0]}, index=pd.Index(["a"]))
+    det = detections_from_long_table(table, oid="ZTFID", positions=pos)
+    assert det["fid"].tolist() == [1, 2, 2]  # u band dropped
+    assert det["magpsf"].tolist() == [18.0, 18.5, 19.0]
+    assert det["sigmapsf"].tolist() == [0.1, 0.2, 0.3]
+    assert det["candid"].is_unique and (det["rb"] == 1).all() and (det["isdiffpos"] == 1).all()
+    assert not det["corrected"].any()
+    assert det["ra"].tolist() == [10.0, 10.0, 0.0] and det["dec"].tolist() == [-5.0, -5.0, 0.0]
+
+
+def test_sexagesimal_matches_astropy():
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    from alerce.classifiers.lc.data import _sexagesimal
+
+    ra = pd.Series(["13:45:25.21", "00:02:36.0", "23:59:59.9"])
+    dec = pd.Series(["+26:25:27.2", "-00:30:00.5", "-45:00:01"])
+    got_ra, got_dec = _sexagesimal(ra, dec)
+    ref = SkyCoord(ra.tolist(), dec.tolist(), unit=(u.hourangle, u.deg))
+    np.testing.assert_allclose(got_ra, ref.ra.deg, atol=1e-9)
+    np.testing.assert_allclose(got_dec, ref.dec.deg, atol=1e-9)

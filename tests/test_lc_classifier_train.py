@@ -11,8 +11,11 @@ from conftest import shared
 
 from alerce.classifiers.bundle import load_bundle
 from alerce.classifiers.lc import classify_features
-from alerce.classifiers.lc.evaluate import (classification_metrics, evaluate_main,
-                                           recall_vs_magnitude)
+from alerce.classifiers.lc.evaluate import (
+    classification_metrics,
+    evaluate_main,
+    recall_vs_magnitude,
+)
 from alerce.classifiers.lc.pipeline import DEFAULT_MODEL_DIR, load_default_model
 from alerce.classifiers.lc.train import assemble, main, train_lc_classifier
 from alerce.classifiers.outliers import score_outliers
@@ -134,3 +137,19 @@ def test_default_bundle_on_alerce_golden_features():
     # ALeRCE's own features of real periodic/stochastic objects: top level beats chance (1/3)
     assert np.mean(top == true_group) > 1 / 3
     assert len(rows) == len(feats) * 33
+
+
+def test_default_bundle_on_alerce_supernovae(tmp_path, capsys):
+    if not (DEFAULT_MODEL_DIR / "model_card.json").is_file():
+        pytest.skip(f"default bundle not built in {DEFAULT_MODEL_DIR}")
+    shared("golden", "alerce_lc_classifier", "data_examples", "30_sne_detections_corr.csv")
+    out = tmp_path / "ev"
+    assert evaluate_main(["--model", str(DEFAULT_MODEL_DIR), "--n-sim", "0", "--no-bts",
+                          "--out", str(out)]) == 0
+    pred = pd.read_csv(out / "predictions.csv")
+    assert set(pred["source"]) == {"alerce_sne"} and len(pred) >= 25
+    # real ALeRCE supernovae (with non-detections, never trained on): the top level says
+    # Transient far more often than chance
+    assert np.mean(pred["pred_group"] == "Transient") > 1 / 3
+    assert np.mean(pred["true"] == pred["pred"]) > 1 / 15
+    assert "alerce_sne" in capsys.readouterr().out

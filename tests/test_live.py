@@ -26,7 +26,7 @@ from kafka_broker import TansuBroker
 pytest.importorskip("confluent_kafka")
 
 from alerce.store import Store  # noqa: E402
-from alerce.streams.kafka import create_topics, produce_packets  # noqa: E402
+from alerce.streams.kafka import close_producers, create_topics, produce_packets  # noqa: E402
 from alerce.streams.live import stream  # noqa: E402
 from alerce.streams.output import decode_message  # noqa: E402
 
@@ -37,9 +37,12 @@ FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500,
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
+    from alerce.streams.kafka import close_producers
+
     b = TansuBroker(tmp_path_factory.mktemp("tansu"))
     b.start()
     yield b
+    close_producers()
     b.stop()
 
 
@@ -80,20 +83,20 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
-        return {tp.partition: tp.offset for tp in got}
+        return {tp.partition: max(tp.offset, 0) for tp in got}
     finally:
         c.close()
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
+    """Next offset after the last message of each partition (read, not the broker's watermark)."""
+    from alerce.streams.reconcile import kafka_packets
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
-    try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
-                for p in range(partitions)}
-    finally:
-        c.close()
+    ends = dict.fromkeys(range(partitions), 0)
+    for p in kafka_packets(bootstrap, topic):
+        _, part, off = p.source.rsplit("/", 2)
+        ends[int(part)] = max(ends[int(part)], int(off) + 1)
+    return ends
 
 
 def read_topic(bootstrap: str, topic: str) -> list[bytes]:
@@ -134,6 +137,7 @@ def test_live_end_to_end_with_poison_and_output(broker, dask_client, tmp_path):
     assert sorted({m["candid"] for m in annotated}) == expected
     m = next(a for a in annotated if a["oid"] == "ZTF19aazzpje")
     assert m["object"]["ndet"] >= 1 and m["magstats"]
+    dask_client.run(close_producers)
 
 
 def test_pattern_subscription_moves_on_to_the_next_night(broker, dask_client, tmp_path):

@@ -358,3 +358,17 @@ def test_get_avro_and_stamps_from_archive(tmp_path):
             q.get_avro(alert["oid"], candid=123)
     with AlerceQuery(url) as q, pytest.raises(QueryError, match="archive"):
         q.get_stamps(alert["oid"])
+
+
+def test_new_classifier_visible_at_once(tmp_path, frames):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with Store(url) as st, AlerceQuery(st) as q:
+        st.write({"object": frames["object"].iloc[:5], "probability": frames["probability"].iloc[:8]})
+        assert q.query_objects(classifier="lc_classifier", count=True) == 2
+        with pytest.raises(QueryError, match="valid classifiers: \\['lc_classifier'\\]"):
+            q.query_objects(classifier="new_clf")
+        st.write({"probability": pd.DataFrame({"oid": [frames["object"]["oid"][0]], "class_name": ["X"],
+                                               "classifier_name": ["new_clf"], "classifier_version": ["2"],
+                                               "probability": [1.0], "ranking": [1]})})
+        got = q.query_objects(classifier="new_clf", class_name="X")  # the cached list is refreshed
+        assert got["oid"].tolist() == [frames["object"]["oid"][0]]

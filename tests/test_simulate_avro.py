@@ -56,3 +56,14 @@ def test_zigzag_matches_fastavro(n):
     out = io.BytesIO()
     fastavro.schemaless_writer(out, "long", n)
     assert zigzag_bytes(n) == out.getvalue()
+
+
+def test_fixed_width_strings_match_fastavro():
+    vals = np.array([b"ztf_20240101_abc", b"ztf_20240102_xyz"], dtype="S16")
+    buf, off = encode_columns([("s", "string"), ("t", "string?")], {"s": vals, "t": vals}, 2)
+    schema = fastavro.parse_schema({"type": "record", "name": "y", "fields": [
+        {"name": "s", "type": "string"}, {"name": "t", "type": ["null", "string"]}]})
+    for i, v in enumerate(vals):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, schema, {"s": v.decode(), "t": v.decode()})
+        assert out.getvalue() == buf[off[i]:off[i + 1]].tobytes()

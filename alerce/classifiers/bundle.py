@@ -17,10 +17,11 @@ import hashlib
 import json
 import platform
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import skops.io as sio
 

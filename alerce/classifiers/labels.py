@@ -14,8 +14,8 @@ Shipped mappings: :data:`BTS_RULES` (Bright Transient Survey ``type``), :data:`T
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

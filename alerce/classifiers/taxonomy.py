@@ -9,8 +9,8 @@ the classes in alphabetical order (scikit-learn's ``classes_`` order of each chi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -119,7 +119,7 @@ class Taxonomy:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Taxonomy":
+    def from_dict(cls, data: Mapping) -> Taxonomy:
         """Inverse of :meth:`to_dict` (ValueError on a missing key)."""
         try:
             return cls(data["groups"], name=data["name"], version=data["version"])
@@ -127,11 +127,11 @@ class Taxonomy:
             raise ValueError(f"taxonomy dict lacks key {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "Taxonomy":
+    def from_json(cls, text: str) -> Taxonomy:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
 
-    def with_version(self, version: str) -> "Taxonomy":
+    def with_version(self, version: str) -> Taxonomy:
         """Same groups under another version."""
         return Taxonomy(self.groups, name=self.name, version=version)
 

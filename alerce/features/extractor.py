@@ -224,9 +224,8 @@ def extract_features(
         detections in both g and r) are absent.
     """
     extractor = extractor if extractor is not None else default_extractor()
+    # the object table's ``corrected`` flag (``oid`` column or index) decides the magnitudes
     objects = metadata if metadata is not None and "corrected" in metadata.columns else None
-    if objects is not None and "oid" not in objects.columns:
-        objects = objects.reset_index()
     det = detections.reset_index() if "oid" not in detections.columns else detections
     det = preprocess_detections(det, objects)
     nd = None

@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 #: Frequencies between two exact re-evaluations of cos/sin in the recurrence.
-RESEED = 256
+RESEED = 1024
+#: Frequencies whose weighted sums are buffered before the (vectorized) AoV algebra.
+_BLOCK = 256
 
 #: ``Power_rate_<k>`` factors and names, in ALeRCE's order.
 POWER_RATE_FACTORS: tuple[float, ...] = (0.25, 1.0 / 3.0, 0.5, 2.0, 3.0, 4.0)
@@ -182,16 +184,17 @@ def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out):
         sw += w[i]
     inv = 1.0 / sw
     tol = 1e-12 * sw
-    sums = np.empty((6, RESEED))
-    for k0 in range(0, m, RESEED):
-        # exact cos/sin at the start of every block, rotations inside it
-        f = freqs[k0]
-        for i in range(n):
-            x = f * t[i]
-            x = _TWO_PI * (x - math.floor(x))
-            c[i] = math.cos(x)
-            sn[i] = math.sin(x)
-        kb = min(RESEED, m - k0)
+    sums = np.empty((6, _BLOCK))
+    for k0 in range(0, m, _BLOCK):
+        if k0 % RESEED == 0:
+            # exact cos/sin every RESEED frequencies, rotations in between
+            f = freqs[k0]
+            for i in range(n):
+                x = f * t[i]
+                x = _TWO_PI * (x - math.floor(x))
+                c[i] = math.cos(x)
+                sn[i] = math.sin(x)
+        kb = min(_BLOCK, m - k0)
         for q in range(kb):
             sid = step_ids[k0 + q]
             rcr = rc[sid]
@@ -788,7 +791,8 @@ def mhaov_periodogram(
     time, mag, err, band : np.ndarray
         Detections of one object (any order); ``band`` holds band codes.
     freqs : np.ndarray, optional
-        Uniform-ish grid (default: ALeRCE's float32 grid 1e-3..20 step 1e-3).
+        Increasing grid with at most 64 distinct steps, e.g. a float32 ``np.arange`` (default:
+        ALeRCE's float32 grid 1e-3..20 step 1e-3).
     min_detections : int
         Bands with fewer finite points are left out.
 

@@ -33,6 +33,7 @@ def _object_corrected(detections: pd.DataFrame, objects: pd.DataFrame | None) ->
         if "oid" in obj.columns:
             obj = obj.set_index("oid")
         flag = obj["corrected"].astype("boolean").fillna(False).astype(bool)
+        flag = flag[~flag.index.duplicated(keep="first")]
         mapped = oid.map(flag)
         return mapped.astype("boolean").fillna(False).astype(bool)
     if "corrected" not in detections.columns:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -81,6 +82,9 @@ class AlerceQuery:
         else:
             self.store, self._own = Store(str(store), create=False), True
         self.archive = archive
+        #: Seconds the list of classifiers used to validate filters is cached.
+        self.cache_seconds = 60.0
+        self._classifier_cache: tuple[float, list[dict[str, Any]]] | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -111,7 +115,9 @@ class AlerceQuery:
             return conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'q3c'").first() is not None
 
     def _in(self, column: sa.ColumnElement, values: list) -> sa.ColumnElement:
-        """``column IN values`` with the whole list bound as one parameter."""
+        """``column IN values`` with the whole list bound as one parameter (``=`` for one value)."""
+        if len(values) == 1:
+            return column == values[0]
         if self.backend == "postgresql":
             from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -155,11 +161,8 @@ class AlerceQuery:
         return convert(df, fmt)
 
     # -- objects -------------------------------------------------------------------------------
-    def _classifier_names(self) -> list[str]:
-        prob, tax = _table("probability"), _table("taxonomy")
-        names = set(self._fetch(sa.select(prob.c.classifier_name).distinct())["classifier_name"])
-        names |= set(self._fetch(sa.select(tax.c.classifier_name).distinct())["classifier_name"])
-        return sorted(str(n) for n in names)
+    def _classifier_names(self, need: str | None = None) -> list[str]:
+        return sorted({r["classifier_name"] for r in self._known_classifiers(need)})
 
     def _object_conditions(self, stmt: sa.Select, obj: sa.Table, ndet, firstmjd, lastmjd,
                            oid) -> sa.Select:
@@ -183,9 +186,13 @@ class AlerceQuery:
         obj = _table("object")
         stmt = sa.select(obj.c.oid, obj.c.meanra, obj.c.meandec).where(
             cone.prefilter(obj.c.meanra, obj.c.meandec, ra, dec, r))
-        df = self._fetch(stmt)
-        keep = cone.in_cone(df["meanra"].to_numpy(), df["meandec"].to_numpy(), ra, dec, r)
-        return [str(o) for o in df["oid"].to_numpy()[keep]]
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(stmt).fetchall()
+        if not rows:
+            return []
+        oids, ras, decs = zip(*rows)
+        keep = cone.in_cone(np.array(ras, dtype="float64"), np.array(decs, dtype="float64"), ra, dec, r)
+        return [str(o) for o, k in zip(oids, keep) if k]
 
     def _cone_condition(self, obj: sa.Table, ra, dec, radius) -> sa.ColumnElement | None:
         if ra is None and dec is None and radius is None:
@@ -246,7 +253,7 @@ class AlerceQuery:
         conds: list[sa.ColumnElement] = []
         tiebreak: list[sa.ColumnElement] = []
         if classifier is not None or class_name is not None or probability is not None or ranking is not None:
-            valid = self._classifier_names()
+            valid = self._classifier_names(classifier)
             if classifier is not None and classifier not in valid:
                 raise QueryError(f"unknown classifier {classifier!r}; valid classifiers: {valid}")
             if class_name is not None:
@@ -357,7 +364,7 @@ class AlerceQuery:
         prob = _table("probability")
         extra = []
         if classifier is not None:
-            valid = self._classifier_names()
+            valid = self._classifier_names(classifier)
             if classifier not in valid:
                 raise QueryError(f"unknown classifier {classifier!r}; valid classifiers: {valid}")
             extra.append(prob.c.classifier_name == classifier)
@@ -402,6 +409,15 @@ class AlerceQuery:
         tax = _table("taxonomy")
         return self._fetch(sa.select(*tax.c).order_by(tax.c.classifier_name, tax.c.classifier_version))
 
+    def _known_classifiers(self, need: str | None = None) -> list[dict[str, Any]]:
+        """:meth:`query_classifiers` rows, cached for :attr:`cache_seconds` (validation of filters);
+        re-read at once when classifier ``need`` is not in the cached list."""
+        now = time.monotonic()
+        if (self._classifier_cache is None or now - self._classifier_cache[0] > self.cache_seconds
+                or (need is not None and all(r["classifier_name"] != need for r in self._classifier_cache[1]))):
+            self._classifier_cache = (now, self._read_classifiers())
+        return self._classifier_cache[1]
+
     def query_classifiers(self, format: str = "json") -> Any:
         """Known classifiers: ``classifier_name, classifier_version, classes``.
 
@@ -409,6 +425,16 @@ class AlerceQuery:
         classes are the distinct class names stored for them).
         """
         check_format(format)
+        rows = self._read_classifiers()
+        self._classifier_cache = (time.monotonic(), rows)
+        if format == "json":
+            return [dict(r) for r in rows]
+        df = pd.DataFrame(rows, columns=["classifier_name", "classifier_version", "classes"])
+        if format != "pandas":
+            df = df.assign(classes=[",".join(c) for c in df["classes"]])
+        return convert(df, format)
+
+    def _read_classifiers(self) -> list[dict[str, Any]]:
         tax = self._taxonomy()
         rows = [{"classifier_name": str(r.classifier_name), "classifier_version": str(r.classifier_version),
                  "classes": list(r.classes or [])} for r in tax.itertuples()]
@@ -424,16 +450,11 @@ class AlerceQuery:
             rows.append({"classifier_name": str(name), "classifier_version": str(version),
                          "classes": [str(c) for c in classes]})
         rows.sort(key=lambda r: (r["classifier_name"], r["classifier_version"]))
-        if format == "json":
-            return rows
-        df = pd.DataFrame(rows, columns=["classifier_name", "classifier_version", "classes"])
-        if format != "pandas":
-            df = df.assign(classes=[",".join(c) for c in df["classes"]])
-        return convert(df, format)
+        return rows
 
     def _class_names(self, classifier: str | None, version: str | None = None) -> list[str]:
         out: list[str] = []
-        for row in self.query_classifiers("json"):
+        for row in self._known_classifiers():
             if (classifier is None or row["classifier_name"] == classifier) and (
                     version is None or row["classifier_version"] == version):
                 out += [c for c in row["classes"] if c not in out]
@@ -448,7 +469,7 @@ class AlerceQuery:
             Unknown classifier or version (the message lists the known ones).
         """
         check_format(format)
-        known = self.query_classifiers("json")
+        known = self._known_classifiers(classifier)
         names = sorted({r["classifier_name"] for r in known})
         if classifier not in names:
             raise QueryError(f"unknown classifier {classifier!r}; valid classifiers: {names}")

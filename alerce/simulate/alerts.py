@@ -11,13 +11,19 @@ and the only per-alert work is the stamps and joining the byte slices.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Iterator
 
 import numpy as np
 
 from alerce.batch import MJD_OFFSET
 from alerce.io.schemas.ztf_4_02 import CANDIDATE_FIELDS, FP_HIST_FIELDS, PRV_CANDIDATE_FIELDS
-from alerce.simulate.avro_columnar import encode_columns, zigzag_bytes
+from alerce.simulate.avro_columnar import (
+    ascii_const,
+    ascii_digits,
+    encode_columns,
+    zigzag_bytes,
+)
 from alerce.simulate.core import Chunk
 from alerce.simulate.models import mag_to_flux
 from alerce.simulate.objects import PIXEL_SCALE
@@ -43,9 +49,14 @@ _STAMP_OBJ_COLS = ("cls", "group", "distnr", "magnr_g", "magnr_r", "host_re", "m
 _STAMP_ROW_COLS = ("obj", "magzpsci", "seeing", "diffmaglim", "fid", "flux")
 
 
+@functools.lru_cache(maxsize=4096)
+def _night_of_day(day: int) -> str:
+    return (_MJD_EPOCH + _dt.timedelta(days=day)).strftime("%Y%m%d")
+
+
 def night_of(mjd: float) -> str:
     """UT date ``YYYYMMDD`` of the night holding ``mjd`` (ZTF nights are within one UT date)."""
-    return (_MJD_EPOCH + _dt.timedelta(days=int(np.floor(mjd)))).strftime("%Y%m%d")
+    return _night_of_day(int(np.floor(mjd)))
 
 
 def ujy_to_dn(flux: np.ndarray, magzpsci: np.ndarray) -> np.ndarray:
@@ -57,6 +68,23 @@ def _psf_sigma_pix(lim: np.ndarray, zp: np.ndarray, seeing: np.ndarray) -> np.nd
     """Per-pixel sky noise [DN] giving a 5-sigma PSF depth ``lim``."""
     s = seeing / 2.354820045
     return ujy_to_dn(mag_to_flux(lim), zp) / (5.0 * np.sqrt(4 * np.pi) * s)
+
+
+def _diffimg_names(mjd: np.ndarray, field: np.ndarray, fid: np.ndarray,
+                   rcid: np.ndarray) -> np.ndarray:
+    """ZTF difference-image file names (fixed width, built as an ASCII byte matrix)."""
+    n = len(mjd)
+    day = np.floor(mjd).astype(np.int64)
+    udays, inv = np.unique(day, return_inverse=True)
+    ymd = np.array([int(_night_of_day(int(d))) for d in udays], dtype=np.int64)[inv.ravel()]
+    frac = np.floor((mjd - day) * 1e6).astype(np.int64)
+    band = np.where((fid == 1)[:, None], ascii_const("zg", n), ascii_const("zr", n))
+    parts = [ascii_const("ztf_", n), ascii_digits(ymd, 8), ascii_digits(frac, 6),
+             ascii_const("_", n), ascii_digits(field, 6), ascii_const("_", n), band,
+             ascii_const("_c", n), ascii_digits(rcid // 4 + 1, 2), ascii_const("_o_q", n),
+             ascii_digits(rcid % 4 + 1, 1), ascii_const("_scimrefdiffimg.fits", n)]
+    mat = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    return mat.view(f"S{mat.shape[1]}").ravel()
 
 
 def _f32(a) -> np.ndarray:
@@ -85,15 +113,7 @@ def _row_fields(chunk: Chunk, idx: np.ndarray, rng: np.random.Generator) -> dict
     field = obj["field"].to_numpy()[o]
     rcid = r["rcid"].to_numpy()[idx]
     pid = r["pid"].to_numpy()[idx]
-    # one file name per distinct (exposure, readout channel, field)
-    ukey, first_i, inv = np.unique(pid * 1000 + field, return_index=True, return_inverse=True)
-    pdiff_u = []
-    for j in first_i:
-        m, fl, rc = mjd[j], field[j], rcid[j]
-        frac = int((m - np.floor(m)) * 1e6)
-        pdiff_u.append(f"ztf_{night_of(m)}{frac:06d}_{fl:06d}_{'zg' if fid[j] == 1 else 'zr'}"
-                       f"_c{rc // 4 + 1:02d}_o_q{rc % 4 + 1}_scimrefdiffimg.fits")
-    pdiff = np.array(pdiff_u, dtype=object)[inv.ravel()]
+    pdiff = _diffimg_names(mjd, field, fid, rcid)
     rb = np.clip(obj["rb_level"].to_numpy()[o] + rng.normal(0, 0.05, n), 0.0, 1.0)
     drb = np.clip(np.where(bogus, rb * rng.uniform(0.0, 0.6, n), 1 - (1 - rb) * 0.2), 0.0, 1.0)
     fwhm = seeing * rng.uniform(0.95, 1.35, n)

@@ -44,13 +44,14 @@ def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mat, lens
 
 
-def _strings(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """Length-prefixed UTF-8 strings; each distinct value is encoded once (None -> "")."""
+def _strings(values: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Length-prefixed UTF-8 strings, each distinct value encoded once; plus the None mask."""
     import pandas as pd
 
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
     enc = [str(u).encode("utf-8") for u in uniques] + [b""]
-    codes = np.where(codes < 0, len(enc) - 1, codes)
+    isnull = codes < 0
+    codes = np.where(isnull, len(enc) - 1, codes)
     u = len(enc)
     slen = np.fromiter((len(e) for e in enc), dtype=np.int64, count=u)
     pre, plen = _varints(slen)
@@ -67,19 +68,48 @@ def _strings(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
         ok = (src_col >= 0) & (src_col < slen[:, None])
         r, c = np.nonzero(ok)
         umat[r, c] = body[r, src_col[r, c]]
-    return umat[codes], (plen + slen)[codes]
+    return umat[codes], (plen + slen)[codes], isnull
 
 
-def _field_bytes(typ: str, values, n: int) -> tuple[np.ndarray, np.ndarray]:
+def ascii_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded decimal digits of non-negative integers as an ``(n, width)`` ASCII matrix."""
+    v = np.asarray(values, dtype=np.int64)
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return ((v[:, None] // powers) % 10 + 48).astype(np.uint8)
+
+
+def ascii_const(text: str, n: int) -> np.ndarray:
+    """An ``(n, len(text))`` ASCII matrix repeating ``text``."""
+    return np.broadcast_to(np.frombuffer(text.encode("ascii"), dtype=np.uint8),
+                           (n, len(text)))
+
+
+def _fixed_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strings given as a fixed-width bytes array (``S`` dtype, no NUL padding used)."""
+    n = len(values)
+    w = values.dtype.itemsize
+    raw = np.ascontiguousarray(values).view(np.uint8).reshape(n, w)
+    slen = np.count_nonzero(raw, axis=1)
+    if np.any(slen != w):  # variable lengths: fall back to the generic path
+        mat, lens, _ = _strings([v.decode("utf-8") for v in values])
+        return mat, lens
+    pre, plen = _varints(np.array([w]))
+    return (np.concatenate([np.broadcast_to(pre[:, : plen[0]], (n, int(plen[0]))), raw],
+                           axis=1), np.full(n, int(plen[0]) + w, dtype=np.int64))
+
+
+def _field_bytes(typ: str, values, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if typ == "double":
         a = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
-        return a.view(np.uint8).reshape(n, 8), np.full(n, 8, dtype=np.int64)
+        return a.view(np.uint8).reshape(n, 8), np.full(n, 8, dtype=np.int64), None
     if typ == "float":
         a = np.ascontiguousarray(np.asarray(values, dtype=np.float64).astype("<f4"))
-        return a.view(np.uint8).reshape(n, 4), np.full(n, 4, dtype=np.int64)
+        return a.view(np.uint8).reshape(n, 4), np.full(n, 4, dtype=np.int64), None
     if typ in ("int", "long"):
-        return _varints(np.asarray(values, dtype=np.int64))
+        return (*_varints(np.asarray(values, dtype=np.int64)), None)
     if typ == "string":
+        if isinstance(values, np.ndarray) and values.dtype.kind == "S":
+            return (*_fixed_strings(values), None)
         return _strings(values)
     raise ValueError(f"unsupported Avro type {typ!r} for columnar encoding")
 
@@ -130,11 +160,9 @@ def encode_columns(
             parts.append((np.zeros((n, 1), dtype=np.uint8), np.ones(n, dtype=np.int64)))
             continue
         values = columns[name]
-        mat, lens = _field_bytes(typ, values, n)
+        mat, lens, none_mask = _field_bytes(typ, values, n)
         if nullable:
-            isnull = np.zeros(n, dtype=bool)
-            if typ == "string" and not isinstance(values, np.ndarray):
-                isnull = np.fromiter((v is None for v in values), dtype=bool, count=n)
+            isnull = none_mask if none_mask is not None else np.zeros(n, dtype=bool)
             if null_rows is not None and name not in always:
                 isnull = isnull | null_rows
             m2 = np.zeros((n, mat.shape[1] + 1), dtype=np.uint8)

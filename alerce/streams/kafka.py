@@ -114,16 +114,15 @@ class AlertConsumer:
                  offset_reset: str = "earliest", metadata_refresh_ms: int = 10_000, **settings):
         ck = _confluent()
         self._ck = ck
-        conf = kafka_config(
-            bootstrap,
+        defaults = dict(
             group_id=group,
             enable_auto_commit=False,
             enable_auto_offset_store=False,
             auto_offset_reset=offset_reset,
             topic_metadata_refresh_interval_ms=metadata_refresh_ms,
             max_poll_interval_ms=900_000,
-            **settings,
         )
+        conf = kafka_config(bootstrap, **{**defaults, **settings})
         self.consumer = ck.Consumer(conf)
         self.tracker = ContiguousOffsetTracker()
         self._lock = threading.Lock()
@@ -252,6 +251,13 @@ def cached_producer(bootstrap: str) -> ReliableProducer:
     if prod is None:
         prod = _PRODUCERS[bootstrap] = ReliableProducer(bootstrap)
     return prod
+
+
+def close_producers(timeout: float = 5.0) -> None:
+    """Flush and drop this process's cached producers (e.g. before their broker goes away)."""
+    while _PRODUCERS:
+        _, prod = _PRODUCERS.popitem()
+        prod.producer.flush(timeout)
 
 
 def produce_packets(bootstrap: str, topic: str, payloads: Iterable[bytes],

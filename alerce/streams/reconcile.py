@@ -31,8 +31,16 @@ class ReconcileReport:
                 f"pushed {self.pushed:,}; still missing {self.missing_after:,}")
 
 
-def kafka_packets(bootstrap: str, topics: str | Sequence[str], timeout: float = 10.0) -> Iterator[Packet]:
-    """Every message of the topics, from the first offset to the current end (no group commits)."""
+def kafka_packets(bootstrap: str, topics: str | Sequence[str], timeout: float = 10.0,
+                  idle: float = 3.0) -> Iterator[Packet]:
+    """Every message of the topics from the first offset (no group membership, no commits).
+
+    Reading stops once every partition reached its high watermark *and* no message arrived for
+    ``idle`` seconds: some Kafka-protocol brokers under-report the watermark of batched
+    produces, so the watermark alone is not trusted as the end.
+    """
+    import time
+
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from alerce.streams.kafka import kafka_config
@@ -49,19 +57,27 @@ def kafka_packets(bootstrap: str, topics: str | Sequence[str], timeout: float = 
             if t not in meta.topics:
                 raise ValueError(f"topic {t!r} does not exist on {bootstrap}")
             for p in meta.topics[t].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)
-                if high > low:
-                    ends[(t, p)] = high
-                    assign.append(TopicPartition(t, p, OFFSET_BEGINNING))
+                _, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)
+                ends[(t, p)] = high
+                assign.append(TopicPartition(t, p, OFFSET_BEGINNING))
         consumer.assign(assign)
-        while ends:
-            for m in consumer.consume(num_messages=1000, timeout=timeout):
+        last = time.monotonic()
+        while True:
+            msgs = consumer.consume(num_messages=1000, timeout=min(1.0, idle))
+            for m in msgs:
                 if m.error() is not None:
                     continue
                 key = (m.topic(), m.partition())
+                ends[key] = max(ends.get(key, 0), 0)
+                if m.offset() + 1 >= ends[key]:
+                    ends[key] = -1  # watermark reached
                 yield Packet(f"{m.topic()}/{m.partition()}/{m.offset()}", m.value() or b"")
-                if key in ends and m.offset() + 1 >= ends[key]:
-                    del ends[key]
+            if msgs:
+                last = time.monotonic()
+            elif all(v <= 0 for v in ends.values()) and time.monotonic() - last >= idle:
+                break
+            elif time.monotonic() - last >= max(idle, timeout) * 3:
+                break  # a partition never reached its reported watermark
     finally:
         consumer.close()
 

@@ -122,12 +122,16 @@ def build_catalog(inputs: str | os.PathLike | Iterable[str | os.PathLike], out_d
     pix = pix[order]
     starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]]) if len(pix) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(pix)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
     counts: dict[str, int] = {}
     for s, e in zip(starts, ends):
         p = int(pix[s])
         folder = out / f"npix={p}"
         folder.mkdir()
-        df.iloc[s:e].to_parquet(folder / "part.parquet", index=False)
+        pq.write_table(table.slice(int(s), int(e - s)), folder / "part.parquet")
         counts[str(p)] = int(e - s)
     cols = [str(c) for c in df.columns]
     lower = {c.lower() for c in cols}
@@ -157,7 +161,9 @@ def read_partition(catalog_dir: str | os.PathLike, pixel: int) -> pd.DataFrame:
     path = Path(catalog_dir) / f"npix={int(pixel)}" / "part.parquet"
     if not path.exists():
         return pd.DataFrame()
-    return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
 
 
 def main_catalog(argv: Sequence[str] | None = None) -> int:

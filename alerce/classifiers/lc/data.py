@@ -14,12 +14,14 @@ import pandas as pd
 from alerce.classifiers.labels import ALERCE_RULES, BTS_RULES, map_classes
 
 __all__ = ["detections_from_long_table", "load_bts", "load_periodic_history", "load_simulated",
+           "load_alerce_sne", "ALERCE_EXAMPLES_DIR",
            "SHARED_DATA", "BTS_DIR", "PERIODIC_DIR", "NON_DETECTION_FRAME_COLUMNS"]
 
 SHARED_DATA = Path("/work/shared/data")
 BTS_DIR = SHARED_DATA / "lightcurves" / "bts_2710_labeled"
 PERIODIC_DIR = SHARED_DATA / "lightcurves" / "alerce_lc_classifier_history"
 NON_DETECTION_FRAME_COLUMNS = ("oid", "fid", "mjd", "diffmaglim")
+ALERCE_EXAMPLES_DIR = SHARED_DATA / "golden" / "alerce_lc_classifier" / "data_examples"
 _BAND_FID = {"g": 1, "r": 2, "R": 2, "i": 3, "ztfg": 1, "ztfr": 2, "ztfi": 3}
 
 
@@ -177,3 +179,29 @@ def load_simulated(n_objects: int, seed: int, classes=None,
                            "class": lab["class"].astype(str).to_numpy(dtype=object),
                            "source": "simulated"})
     return det, nd, labels
+
+
+def load_alerce_sne(directory: str | Path = ALERCE_EXAMPLES_DIR,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """ALeRCE's 30 labelled supernovae: corrected detections and non-detections (real data).
+
+    ``objectId`` becomes ``oid`` and the non-detections' ``jd`` becomes ``mjd``. Used as an
+    independent real test set (never in the default training data).
+    """
+    from alerce.batch import MJD_OFFSET
+    from alerce.classifiers.labels import read_alerce_labels
+
+    directory = Path(directory)
+    det = pd.read_csv(directory / "30_sne_detections_corr.csv").rename(columns={"objectId": "oid"})
+    nd = pd.read_csv(directory / "30_sne_non_detections.csv",
+                     usecols=["objectId", "fid", "jd", "diffmaglim"])
+    nd = pd.DataFrame({"oid": nd["objectId"].astype(str).to_numpy(dtype=object),
+                       "fid": nd["fid"].to_numpy(dtype=np.int64),
+                       "mjd": nd["jd"].to_numpy(dtype=np.float64) - MJD_OFFSET,
+                       "diffmaglim": nd["diffmaglim"].to_numpy(dtype=np.float64)})
+    det["oid"] = det["oid"].astype(str).astype(object)
+    raw = read_alerce_labels(directory / "30_sne_labels.csv")
+    labels = pd.DataFrame({"oid": raw["oid"].to_numpy(dtype=object),
+                           "class": map_classes(raw["class"], ALERCE_RULES).to_numpy(dtype=object),
+                           "source": "alerce_sne"})
+    return det, nd, labels[labels["class"].notna()].reset_index(drop=True)

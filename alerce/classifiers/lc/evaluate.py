@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (balanced_accuracy_score, confusion_matrix,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 __all__ = ["classification_metrics", "recall_vs_magnitude", "plot_confusion_matrix",
            "write_report", "evaluate_model", "evaluate_main", "brightest_magnitude"]
@@ -230,10 +233,12 @@ def evaluate_model(model, features: pd.DataFrame, labels: pd.DataFrame, out_dir:
 
 
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """CLI ``alerce evaluate --model DIR [--out REPORT] [--n-sim N] [--seed S] [--no-bts]``.
+    """CLI ``alerce evaluate --model DIR [--out REPORT] [--n-sim N] [--seed S] [--no-bts]
+    [--no-alerce-sne]``.
 
-    Evaluates a bundle on freshly simulated objects (a seed different from training) and on the
-    real BTS objects held out at training time (their oids are in the model card).
+    Evaluates a bundle on freshly simulated objects (a seed different from training), on the
+    real BTS objects held out at training time (their oids are in the model card) and on
+    ALeRCE's 30 labelled supernovae; each source is reported separately.
     """
     from alerce.classifiers.bundle import load_bundle
     from alerce.classifiers.lc.train import assemble, extract_training_features
@@ -245,12 +250,32 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-sim", type=int, default=600, help="simulated objects (0: none)")
     parser.add_argument("--seed", type=int, default=12345, help="simulation seed")
     parser.add_argument("--no-bts", action="store_true", help="skip the real BTS held-out set")
+    parser.add_argument("--no-alerce-sne", action="store_true",
+                        help="skip ALeRCE's 30 labelled supernovae (real, with non-detections)")
     args = parser.parse_args(argv)
     bundle = load_bundle(args.model)
     model = bundle["classifier"]
     heldout = [] if args.no_bts else list(bundle.card.get("heldout_real_oids", []))
-    det, nd, labels = assemble(n_sim=args.n_sim, seed=args.seed, include_bts=bool(heldout),
-                               include_periodic=False, bts_oids=heldout)
+    if args.n_sim > 0 or heldout:
+        det, nd, labels = assemble(n_sim=args.n_sim, seed=args.seed, include_bts=bool(heldout),
+                                   include_periodic=False, bts_oids=heldout)
+    else:
+        det, nd, labels = (pd.DataFrame(columns=["oid", "magpsf"]),
+                           pd.DataFrame(columns=["oid", "fid", "mjd", "diffmaglim"]),
+                           pd.DataFrame(columns=["oid", "class", "source"]))
+    if not args.no_alerce_sne:
+        from alerce.classifiers.lc.data import load_alerce_sne
+
+        try:
+            sne = load_alerce_sne()
+        except FileNotFoundError as exc:
+            print(f"ALeRCE supernovae unavailable, skipped: {exc}")
+        else:
+            det = pd.concat([det, sne[0]], ignore_index=True)
+            nd = pd.concat([x for x in (nd, sne[1]) if len(x)], ignore_index=True)
+            labels = pd.concat([labels, sne[2]], ignore_index=True)
+    if not len(labels):
+        parser.error("nothing to evaluate: --n-sim 0 and no real data selected or available")
     features, labels = extract_training_features(det, nd, labels)
     out = Path(args.out) if args.out else Path(args.model) / "evaluation"
     report = evaluate_model(model, features, labels, out, brightest_magnitude(det))

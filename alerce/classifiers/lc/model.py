@@ -7,7 +7,7 @@ classes. ``P(c) = P_top(group(c)) * P_group(c)``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -6,7 +6,7 @@ Columns are selected in the training order, ``±inf`` becomes NaN, NaN becomes `
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -156,19 +156,25 @@ def train_stamp_classifier(
         :class:`StampClassifier` parameters (``max_epochs``, ``max_time``, ``random_state`` ...).
     """
     out_dir = Path(out_dir)
-    parts, ys, dropped = [], [], []
+    val_fraction = float(params.get("validation_fraction", 0.1))
+    rng = np.random.default_rng(params.get("random_state", 0))
+    parts, ys, val_parts, val_ys = [], [], [], []
     for a, s, y, rep in [(alerts, stamps, labels, 1), *extra]:
-        inputs, lab, drop = build_inputs(a, s, y)
-        parts.extend([inputs] * int(rep))
-        ys.extend([lab] * int(rep))
-        dropped.append(drop)
+        inputs, lab, _ = build_inputs(a, s, y)
+        # hold the validation rows out *before* replication so no copy is on both sides
+        is_val = rng.random(len(lab)) < val_fraction
+        parts.extend([inputs.subset(np.flatnonzero(~is_val))] * int(rep))
+        ys.extend([lab[~is_val]] * int(rep))
+        val_parts.append(inputs.subset(np.flatnonzero(is_val)))
+        val_ys.append(lab[is_val])
     X, y = _concat(parts), np.concatenate(ys)
+    X_val, y_val = _concat(val_parts), np.concatenate(val_ys)
     if init is not None:
         model = StampClassifier.load(init, **params, warm_start=True)
     else:
         model = StampClassifier(**params)
     log.info("training on %d samples (%s)", len(y), pd.Series(y).value_counts().to_dict())
-    model.fit(X, y)
+    model.fit(X, y, X_val, y_val)
     metrics: dict[str, Any] = {}
     eval_dir = out_dir / "evaluation"
     for name, (a, s, lab) in (test_sets or {}).items():
@@ -184,7 +190,9 @@ def train_stamp_classifier(
             "best_validation_loss": model.best_val_loss_,
             "loss": "mean(CE - beta * entropy(softmax))", "optimizer": "Adam(lr, 0.9, 0.999)",
             "class_balance": "replication of minority classes up to the majority count",
-            "model_selection": "lowest validation loss",
+            "model_selection": "lowest validation loss on a held-out fraction of every source "
+                               "(taken before replication)",
+            "n_validation": int(len(y_val)),
             "history": model.history_,
         },
         "metrics": metrics,
