@@ -181,10 +181,10 @@ def main() -> None:
     real = {"ZTF DR5 quadrant (g)": load_dr5(n_real), "BTS transients (g, r)": load_bts(n_real)}
     packed = {}
     for name, det in real.items():
-        t_pack = timed(lambda: pack_lightcurves(det))
+        t_pack = timed(lambda det=det: pack_lightcurves(det))
         lc = pack_lightcurves(det)
         packed[name] = lc
-        t_ext = timed(lambda: ex.compute(lc))
+        t_ext = timed(lambda lc=lc: ex.compute(lc))
         print(f"| {name} | {len(lc)} | {len(lc.time) / len(lc):.1f} | "
               f"{1e3 * t_pack / len(lc):.3f} | {1e3 * t_ext / len(lc):.2f} |")
 
@@ -196,7 +196,7 @@ def main() -> None:
         cells = []
         for name, lc in packed.items():
             c = {k: np.ascontiguousarray(ctx[name][k].to_numpy()) for k in fam.depends}
-            cells.append(f"{1e3 * timed(lambda: fam.compute(lc, c), repeat=2) / len(lc):.3f}")
+            cells.append(f"{1e3 * timed(lambda fam=fam, lc=lc, c=c: fam.compute(lc, c), repeat=2) / len(lc):.3f}")
         print(f"| {type(fam).__name__} | " + " | ".join(cells) + " |")
 
     print("\n## Baseline: per-object numpy/scipy SN + SPM + colours vs our numba families")
@@ -217,7 +217,7 @@ def main() -> None:
         if args.quick:
             n_obj = max(3, n_obj // 4)
         lc = pack_lightcurves(synthetic(n_obj, n_points, seed=n_points))
-        print(f"| {n_points} | {n_obj} | {1e3 * timed(lambda: ex.compute(lc)) / n_obj:.2f} |")
+        print(f"| {n_points} | {n_obj} | {1e3 * timed(lambda lc=lc: ex.compute(lc)) / n_obj:.2f} |")
 
     print("\n## Scaling vs objects per call (full set, 50 points/object)")
     print("| objects/call | ms/object |")
@@ -226,7 +226,7 @@ def main() -> None:
         if args.quick and n_obj > 100:
             continue
         det = synthetic(n_obj, 50, seed=7)
-        t = timed(lambda: ex.compute(pack_lightcurves(det)), repeat=3 if n_obj <= 10 else 1)
+        t = timed(lambda det=det: ex.compute(pack_lightcurves(det)), repeat=3 if n_obj <= 10 else 1)
         print(f"| {n_obj} | {1e3 * t / n_obj:.2f} |")
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import runpy
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, shared
+from conftest import ROOT, SHARED_DATA, shared
 
 from alerce.features import Extractor, FeatureFamily
 from alerce.features.colors import ColorFamily, WiseColorFamily
@@ -286,7 +285,8 @@ def _hostile_frames():
                  rng.uniform(0.01, 0.2, 10_000)),
         "two_points": (np.array([58000.0, 58000.5]), np.array([18.0, 18.5]), np.array([.1, .1])),
     }
-    base = Path(shared("lightcurves", "light_curve_test_data", "from-issues"))
+    # the light-curve project's problem curves join the synthetic ones when the data is there
+    base = SHARED_DATA / "lightcurves" / "light_curve_test_data" / "from-issues"
     for path in sorted(base.glob("*/*.csv")):
         df = pd.read_csv(path)
         if "mag" in df.columns:

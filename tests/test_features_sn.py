@@ -14,7 +14,6 @@ from alerce.features.preprocess import preprocess_detections, preprocess_non_det
 from alerce.features.sn import SN_BASE_NAMES, SNDetectionFamily
 from alerce.features.spm import SPMFamily, spm_jacobian, spm_model
 
-
 # ---------------------------------------------------------------- SN features
 
 

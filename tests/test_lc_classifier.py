@@ -202,6 +202,15 @@ def test_single_class_group_and_missing_group():
     np.testing.assert_allclose(p[:, 0], est.predict_proba_hierarchical(X)["top"]["Periodic"])
 
 
+def test_duplicate_oids_dropped_in_fit(data):
+    X, y = data
+    dup = pd.concat([X.iloc[:100], X.iloc[:10]])
+    ydup = np.concatenate([y[:100], np.roll(y[:10], 1)])  # conflicting labels for the copies
+    a = HierarchicalRandomForest(n_estimators=5, random_state=0).fit(dup, ydup)
+    b = HierarchicalRandomForest(n_estimators=5, random_state=0).fit(X.iloc[:100], y[:100])
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
 def test_rejects_unknown_labels_and_single_group():
     X = np.zeros((4, 2))
     with pytest.raises(ValueError, match="not in taxonomy"):

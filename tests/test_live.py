@@ -289,3 +289,43 @@ def test_reconcile_pushes_missing_alerts(broker, dask_client, tmp_path):
     assert report.pushed == report.missing and report.missing_after == 0
     assert stored_candids(url) == sorted({c for _, c in alerts})
 
+
+
+def test_broker_restart_keeps_the_pipeline_going(tmp_path, dask_client):
+    """tansu keeps its log in memory here: a restart loses the broker's data, not ours.
+
+    Alerts stored before the restart stay stored; the consumer reconnects, its offsets are reset
+    to the new log (a new tracker epoch), and alerts produced after the restart are all stored.
+    """
+    b = TansuBroker(tmp_path)
+    b.start()
+    try:
+        before = real_alerts("series_ZTF19aazzpje")
+        after = real_alerts("kowalski_v4.01_20231012_fp")
+        topic = "ztf_20240105_programid1"
+        create_topics(b.bootstrap, [topic], partitions=1)
+        produce_packets(b.bootstrap, topic, [a for a, _ in before])
+        url = f"sqlite:///{tmp_path / 'restart_broker.db'}"
+        result = {}
+
+        def _run():
+            result["summary"] = stream(b.bootstrap, topic, "g-restart", store=url, client=dask_client,
+                                       batch_size=5, idle_timeout=25, consumer_settings=FAST_GROUP,
+                                       handle_signals=False, features=False)
+
+        runner = threading.Thread(target=_run)
+        runner.start()
+        deadline = time.time() + 180
+        while time.time() < deadline and len(stored_candids_safe(url)) < len(before):
+            time.sleep(0.5)
+        assert stored_candids(url) == sorted({c for _, c in before})
+        close_producers()
+        b.restart()
+        create_topics(b.bootstrap, [topic], partitions=1)
+        produce_packets(b.bootstrap, topic, [a for a, _ in after])
+        runner.join(300)
+        assert not runner.is_alive()
+        assert stored_candids(url) == sorted({c for _, c in before + after})
+    finally:
+        close_producers()
+        b.stop()

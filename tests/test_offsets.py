@@ -71,11 +71,19 @@ def test_partitions_are_independent_and_revocation_forgets():
     assert P not in t.committable()
 
 
-def test_out_of_order_receive_is_an_error():
+def test_rewind_starts_a_new_epoch_and_ignores_stale_results():
     t = ContiguousOffsetTracker()
-    t.received(P, 4)
-    with pytest.raises(ValueError, match="out of order"):
-        t.received(P, 4)
+    for off in range(5):
+        assert t.received(P, off) == 0
+    t.done(P, [0, 1], epoch=0)
+    assert t.committable() == {P: 2}
+    # the broker lost its log and the consumer was reset to offset 0
+    assert t.received(P, 0) == 1
+    assert t.committable() == {}
+    t.done(P, [0, 1, 2, 3], epoch=0)   # late results of the old epoch do not count
+    assert t.committable() == {}
+    t.done(P, [0], epoch=1)
+    assert t.committable() == {P: 1}
 
 
 @pytest.mark.parametrize(

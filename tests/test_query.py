@@ -372,3 +372,35 @@ def test_new_classifier_visible_at_once(tmp_path, frames):
                                                "probability": [1.0], "ranking": [1]})})
         got = q.query_objects(classifier="new_clf", class_name="X")  # the cached list is refreshed
         assert got["oid"].tolist() == [frames["object"]["oid"][0]]
+
+
+def test_real_alerts_processed_then_queried(tmp_path):
+    """Real ZTF alerts through the pipeline's batch step, then read back with the query API."""
+    from alerce.io import iter_packets, read_alerts
+    from alerce.streams.archive import archive_packets
+    from alerce.streams.steps import PipelineConfig, run_batch
+
+    src = shared("ztf", "alerts", "kowalski_v3.3_20200202")
+    packets = list(iter_packets(str(src)))
+    batch = read_alerts([p.source for p in packets])
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    summary = run_batch(batch, PipelineConfig(store_url=url, features=False))
+    assert not summary.errors, summary.errors
+    archive_packets(packets, batch, str(tmp_path / "arch"))
+    with AlerceQuery(url, archive=str(tmp_path / "arch")) as q:
+        assert q.query_objects(count=True) == batch.alerts["oid"].nunique()
+        for oid in batch.alerts["oid"].unique()[:4]:
+            lc = q.query_lightcurve(oid)
+            det = batch.detections[batch.detections["oid"] == oid]
+            assert set(lc["detections"]["candid"]) == set(det["candid"].astype("int64"))
+            assert lc["detections"]["mjd"].is_monotonic_increasing
+            nd = batch.non_detections[batch.non_detections["oid"] == oid]
+            assert len(lc["non_detections"]) == len(nd.drop_duplicates(["fid", "mjd"]))
+            ms = q.query_magstats(oid)
+            counts = det.groupby("fid").size()
+            assert dict(zip(ms["fid"], ms["ndet"])) == {int(k): int(v) for k, v in counts.items()}
+            o = q.query_object(oid)
+            assert oid in q.query_objects(ra=o["meanra"], dec=o["meandec"], radius=1.0)["oid"].tolist()
+            assert abs(o["meanra"] - det["ra"].mean()) < 1 / 3600
+            st = q.get_stamps(oid, format="numpy")
+            assert st["science"].ndim == 2 and st["difference"].shape == st["science"].shape

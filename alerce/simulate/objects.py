@@ -69,7 +69,8 @@ def draw_objects(
         szmag*, sgscore1..3, distpsnr1..3, nmtchps``, Gaia ``neargaia, neargaiabright,
         maggaia, maggaiabright``, solar-system ``ssdistnr, ssmagnr, ssnamenr``, history
         ``pre_ndet, pre_ncov, pre_jdstart``, reference image ``jdstartref, jdendref,
-        nframesref`` and ``rb_level``.
+        nframesref``, host shape ``host_re, host_ell``, position angle ``nr_pa`` of the
+        reference source and ``rb_level``.
     """
     n = len(classes)
     cls = np.asarray(classes, dtype=object)

@@ -97,6 +97,22 @@ def _gauss_psf(size: int, x0: float, y0: float, fwhm: float) -> np.ndarray:
     return np.outer(gy / gy.sum(), gx / gx.sum())
 
 
+def _add_psf_local(img: np.ndarray, flux: float, x0: float, y0: float, fwhm: float,
+                   half: int = 8) -> None:
+    """Add a Gaussian point source of total ``flux`` inside a (2*half+1)^2 window."""
+    size = img.shape[0]
+    ix, iy = int(round(x0)), int(round(y0))
+    xs = np.arange(max(ix - half, 0), min(ix + half + 1, size))
+    ys = np.arange(max(iy - half, 0), min(iy + half + 1, size))
+    if len(xs) == 0 or len(ys) == 0:
+        return
+    s = fwhm / 2.354820045
+    gx = np.exp(-0.5 * ((xs - x0) / s) ** 2)
+    gy = np.exp(-0.5 * ((ys - y0) / s) ** 2)
+    norm = 2 * np.pi * s * s  # full-plane normalization: edge-clipped stars lose flux
+    img[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] += (flux / norm) * np.outer(gy, gx)
+
+
 def _galaxy(size: int, x0: float, y0: float, re: float, ell: float, pa: float,
             fwhm: float) -> np.ndarray:
     ax = np.arange(size, dtype=np.float64)
@@ -236,10 +252,10 @@ def make_stamps(
         if abs(sx - c) < 4 and abs(sy - c) < 4:
             continue
         f = sky_sigma * 10 ** rng.uniform(1.0, 3.0)
-        ps, pt = _gauss_psf(size, sx, sy, fwhm), _gauss_psf(size, sx, sy, fwhm_t)
-        static_s += f * ps
-        static_t += f * pt
-        diff += mismatch * f * (ps - pt)
+        _add_psf_local(static_s, f, sx, sy, fwhm)
+        _add_psf_local(static_t, f, sx, sy, fwhm_t)
+        _add_psf_local(diff, mismatch * f, sx, sy, fwhm)
+        _add_psf_local(diff, -mismatch * f, sx, sy, fwhm_t)
 
     psf_s = _gauss_psf(size, x0, y0, fwhm)
     if class_name == "bogus":

@@ -15,7 +15,6 @@ gzip mtime 0, fixed tar metadata, sorted tar members).
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import fastavro
 import numpy as np
+import pandas as pd
 
 from alerce.io.schemas.ztf_4_02 import ZTF_4_02_SCHEMA
 from alerce.simulate.alerts import iter_alerts, night_of
@@ -190,14 +190,6 @@ _TRUTH_COLUMNS = ("oid", "class", "group", "ra", "dec", "field", "n_alerts", "fi
                   *LABEL_PARAM_COLUMNS)
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        return "" if not np.isfinite(v) else repr(round(float(v), 6))
-    return str(v)
-
-
 def _tar_night(night_dir: Path, target: Path, mtime: int) -> int:
     files = sorted(night_dir.glob("*.avro"), key=lambda p: int(p.stem))
     with open(target, "wb") as raw:
@@ -297,8 +289,7 @@ def simulate(
     nbytes = 0
     night_dirs: dict[str, Path] = {}
     with open(out / "truth.csv", "w", newline="") as fh:
-        truth = csv.writer(fh, lineterminator="\n")
-        truth.writerow(_TRUTH_COLUMNS)
+        fh.write(",".join(_TRUTH_COLUMNS) + "\n")
         for k, lo in enumerate(range(0, n_objects, CHUNK_SIZE)):
             crng = np.random.default_rng([seed, 1, k])
             cls = sample_classes(min(CHUNK_SIZE, n_objects - lo), weights, crng)
@@ -322,17 +313,19 @@ def simulate(
                 if not mjd >= first_alert[o]:
                     first_alert[o] = mjd
             objs = chunk.objects
-            oc = {c: objs[c].to_numpy() for c in ("oid", "cls", "group", "ra", "dec", "field",
-                                                   *LABEL_PARAM_COLUMNS)}
-            for j in range(len(objs)):
-                c = oc["cls"][j]
-                obj_class[c] += 1
-                per_class[c] += int(n_alerts[j])
-                truth.writerow([
-                    oc["oid"][j], c, oc["group"][j], _fmt(oc["ra"][j]), _fmt(oc["dec"][j]),
-                    int(oc["field"][j]), int(n_alerts[j]), _fmt(first_alert[j]),
-                    *(_fmt(oc[col][j]) for col in LABEL_PARAM_COLUMNS),
-                ])
+            for c, k in zip(*np.unique(objs["cls"].to_numpy().astype(str), return_counts=True),
+                            strict=True):
+                obj_class[str(c)] += int(k)
+            for c, k in zip(objs["cls"].to_numpy(), n_alerts, strict=True):
+                per_class[c] += int(k)
+            table = pd.DataFrame({
+                "oid": objs["oid"].to_numpy(), "class": objs["cls"].to_numpy(),
+                "group": objs["group"].to_numpy(), "ra": objs["ra"].to_numpy(),
+                "dec": objs["dec"].to_numpy(), "field": objs["field"].to_numpy(),
+                "n_alerts": n_alerts, "first_alert_mjd": first_alert,
+                **{col: objs[col].to_numpy() for col in LABEL_PARAM_COLUMNS},
+            }).round(6)
+            fh.write(table.to_csv(header=False, index=False, na_rep="", lineterminator="\n"))
 
     files: list[str] = []
     if tarball:

@@ -97,6 +97,7 @@ class MessageRef:
     partition: int
     offset: int
     timestamp: float = 0.0  # producer/broker timestamp, seconds since the epoch (0 if unknown)
+    epoch: int = 0  # tracker epoch of the partition when the message was read
 
     def __str__(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
@@ -153,20 +154,21 @@ class AlertConsumer:
                         continue
                     raise self._ck.KafkaException(m.error())
                 kind, ts = m.timestamp()
-                ref = MessageRef(m.topic(), m.partition(), m.offset(), ts / 1000.0 if kind else 0.0)
-                self.tracker.received((ref.topic, ref.partition), ref.offset)
+                epoch = self.tracker.received((m.topic(), m.partition()), m.offset())
+                ref = MessageRef(m.topic(), m.partition(), m.offset(), ts / 1000.0 if kind else 0.0,
+                                 epoch)
                 packets.append(Packet(source=str(ref), payload=m.value() or b""))
                 refs.append(ref)
         return packets, refs
 
     def done(self, refs: Iterable[MessageRef]) -> None:
         """Mark messages as durably processed (their offsets may now be committed)."""
-        by_partition: dict[tuple[str, int], list[int]] = {}
+        by_partition: dict[tuple[str, int, int], list[int]] = {}
         for r in refs:
-            by_partition.setdefault((r.topic, r.partition), []).append(r.offset)
+            by_partition.setdefault((r.topic, r.partition, r.epoch), []).append(r.offset)
         with self._lock:
-            for key, offsets in by_partition.items():
-                self.tracker.done(key, offsets)
+            for (topic, partition, epoch), offsets in by_partition.items():
+                self.tracker.done((topic, partition), offsets, epoch)
 
     def commit(self) -> dict[tuple[str, int], int]:
         """Synchronously commit every committable offset; return what was committed."""

@@ -23,19 +23,32 @@ class ContiguousOffsetTracker:
         self._received: dict[Hashable, deque[int]] = {}
         self._done: dict[Hashable, set[int]] = {}
         self._next: dict[Hashable, int] = {}
+        self._epoch: dict[Hashable, int] = {}
+        self._last: dict[Hashable, int] = {}
 
-    def received(self, partition: Hashable, offset: int) -> None:
-        """Record a message handed to the pipeline (offsets must increase per partition)."""
-        queue = self._received.setdefault(partition, deque())
-        if queue and offset <= queue[-1]:
-            raise ValueError(f"offset {offset} of {partition} received out of order")
-        queue.append(offset)
+    def received(self, partition: Hashable, offset: int) -> int:
+        """Record a message handed to the pipeline; return the partition's epoch.
+
+        Offsets increase per partition. A smaller offset means the consumer was rewound (offset
+        reset after a broker lost its log, a seek): the partition starts a new epoch and results
+        of the old epoch no longer count.
+        """
+        if partition in self._last and offset <= self._last[partition]:
+            self._epoch[partition] = self._epoch.get(partition, 0) + 1
+            self._received[partition] = deque()
+            self._done[partition] = set()
+            self._next.pop(partition, None)
+        self._last[partition] = offset
+        self._received.setdefault(partition, deque()).append(offset)
         self._done.setdefault(partition, set())
+        return self._epoch.setdefault(partition, 0)
 
-    def done(self, partition: Hashable, offsets: Iterable[int]) -> None:
-        """Record messages whose results are durably stored."""
+    def done(self, partition: Hashable, offsets: Iterable[int], epoch: int | None = None) -> None:
+        """Record messages whose results are durably stored (ignored for a stale ``epoch``)."""
         if partition not in self._received:
             return  # partition was revoked meanwhile: nothing to commit for it here
+        if epoch is not None and epoch != self._epoch.get(partition, 0):
+            return
         done = self._done[partition]
         done.update(offsets)
         queue = self._received[partition]
@@ -59,6 +72,8 @@ class ContiguousOffsetTracker:
         self._received.pop(partition, None)
         self._done.pop(partition, None)
         self._next.pop(partition, None)
+        self._last.pop(partition, None)
+        self._epoch[partition] = self._epoch.get(partition, 0) + 1
 
     def mark_committed(self, partition: Hashable, offset: int) -> None:
         """Forget the commit point once it has been committed (avoids re-committing it)."""

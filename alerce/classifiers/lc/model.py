@@ -118,7 +118,8 @@ class HierarchicalRandomForest(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame or array of shape (n_samples, n_features)
-            Features (NaN allowed; imputed with ``fill_value``).
+            Features (NaN allowed; imputed with ``fill_value``). Rows of a DataFrame with a
+            repeated index (oid) are dropped after the first, like ALeRCE.
         y : array-like of str
             Leaf class of every row (must be in the taxonomy).
 
@@ -143,6 +144,10 @@ class HierarchicalRandomForest(ClassifierMixin, BaseEstimator):
         n = X.shape[0]
         if len(y) != n:
             raise ValueError(f"X has {n} rows but y has {len(y)} labels")
+        if isinstance(X, pd.DataFrame) and X.index.has_duplicates:
+            # reference 3.3 step 4: duplicate oids are dropped when training (keep the first)
+            keep = ~X.index.duplicated(keep="first")
+            X, y = X[keep], y[keep]
         groups = np.asarray(tax.map_groups(y), dtype=object)
         if len(set(groups)) < 2:
             raise ValueError(f"training data needs at least two top-level groups, got "
