@@ -291,7 +291,9 @@ def _markdown(frame: pd.DataFrame) -> str:
         if isinstance(v, (bool, np.bool_)):
             return "yes" if v else ""
         if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else f"{v:.3f}"
+            if np.isnan(v):
+                return ""
+            return str(int(v)) if float(v).is_integer() and abs(v) > 1 else f"{v:.3f}"
         return str(v)
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -238,6 +238,13 @@ def test_bundle_round_trip_identical_probabilities(tmp_path, fitted, data):
     assert "scikit-learn" in card["library_versions"]
     bundle = load_bundle(tmp_path)
     np.testing.assert_array_equal(bundle["classifier"].predict_proba(X), fitted.predict_proba(X))
+    # the compact copy (what training bundles) predicts identically and drops the samplers
+    small = tmp_path / "compact"
+    save_bundle(small, {"classifier": fitted.compact()}, {"version": "c"})
+    compact = load_bundle(small)["classifier"]
+    assert not hasattr(compact.top_, "samplers_") and hasattr(fitted.top_, "samplers_")
+    np.testing.assert_array_equal(compact.predict_proba(X), fitted.predict_proba(X))
+    assert (small / "model.skops").stat().st_size < (tmp_path / "model.skops").stat().st_size
     pd.testing.assert_frame_equal(bundle["outliers"].score(X), det.score(X))
 
 

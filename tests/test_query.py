@@ -12,8 +12,14 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from conftest import shared
 
-from alerce.query import AlerceQuery, ObjectNotFoundError, QueryError, angular_distance, connect
-from alerce.query import cone
+from alerce.query import (
+    AlerceQuery,
+    ObjectNotFoundError,
+    QueryError,
+    angular_distance,
+    cone,
+    connect,
+)
 from alerce.store import Store
 
 CLASSES = ["SNIa", "SNII", "QSO", "RRL"]
@@ -397,7 +403,7 @@ def test_real_alerts_processed_then_queried(tmp_path):
             nd = batch.non_detections[batch.non_detections["oid"] == oid]
             assert len(lc["non_detections"]) == len(nd.drop_duplicates(["fid", "mjd"]))
             ms = q.query_magstats(oid)
-            counts = det.groupby("fid").size()
+            counts = det.drop_duplicates("candid").groupby("fid").size()
             assert dict(zip(ms["fid"], ms["ndet"])) == {int(k): int(v) for k, v in counts.items()}
             o = q.query_object(oid)
             assert oid in q.query_objects(ra=o["meanra"], dec=o["meandec"], radius=1.0)["oid"].tolist()

@@ -132,7 +132,8 @@ def test_build_catalog_from_fits_and_errors(tmp_path):
 
     rng = np.random.default_rng(3)
     ra, dec = sky(rng, 100)
-    Table({"ID": np.arange(100), "RA": ra, "DEC": dec, "cls": ["RRL"] * 100, "P": rng.uniform(0.3, 1, 100)}).write(
+    period = rng.uniform(0.3, 1, 100)
+    Table({"ID": np.arange(100), "RA": ra, "DEC": dec, "cls": ["RRL"] * 100, "P": period}).write(
         tmp_path / "c.fits")
     meta = build_catalog(tmp_path / "c.fits", tmp_path / "vs", "RA", "DEC", "ID", nside=4, class_col="cls",
                          period_col="P")
@@ -140,7 +141,7 @@ def test_build_catalog_from_fits_and_errors(tmp_path):
     objs = pd.DataFrame({"oid": ["a", "b"], "meanra": [ra[5], 1.0], "meandec": [dec[5], 1.0]})
     xm = crossmatch(objs, tmp_path / "vs", 1.0)
     assert xm.to_dict("records") == [{"oid": "a", "catid": "vs", "oid_catalog": "5", "dist": 0.0,
-                                      "class_catalog": "RRL", "period": pytest.approx(meta and xm["period"][0])}]
+                                      "class_catalog": "RRL", "period": pytest.approx(period[5])}]
     with pytest.raises(FileExistsError):
         build_catalog(tmp_path / "c.fits", tmp_path / "vs", "RA", "DEC", "ID")
     with pytest.raises(KeyError, match="missing column"):

@@ -131,7 +131,9 @@ def simulate_chunk(
     static = np.where(near, mag_to_flux(np.where(near, magnr, 99.0)), 0.0)
     static = np.where(obj["host_re"].to_numpy()[o] > 0, 0.3 * static, static)
     src = np.maximum(static + flux_true, 0.0)
-    sigma = np.sqrt(sig_lim**2 + sig_lim * src / 15.0 + (0.002 * static) ** 2)
+    # sky noise from the depth + source photon noise (gain ~6 e-/DN at zero point ~26.3,
+    # i.e. variance F[uJy] / 55 in uJy^2) + a 0.2 % subtraction floor of the static source
+    sigma = np.sqrt(sig_lim**2 + src / 55.0 + (0.002 * static) ** 2)
 
     # ---- asteroids (one epoch) and bogus (one or two epochs) -----------------------------
     ast = cls_rows == "asteroid"

@@ -23,7 +23,6 @@ Models
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from alerce.simulate.classes import GROUP
 
@@ -224,18 +223,6 @@ def _periodic_shape(phase: np.ndarray, shape: np.ndarray, rise: np.ndarray,
     return out
 
 
-@njit(cache=True)
-def _ou_path(t, first, tau, sigma, z):  # pragma: no cover - compiled
-    x = np.empty_like(t)
-    for k in range(t.shape[0]):
-        if first[k]:
-            x[k] = sigma[k] * z[k]
-        else:
-            a = np.exp(-(t[k] - t[k - 1]) / tau[k])
-            x[k] = a * x[k - 1] + sigma[k] * np.sqrt(1.0 - a * a) * z[k]
-    return x
-
-
 def drw(t: np.ndarray, first: np.ndarray, tau: np.ndarray, sigma: np.ndarray,
         z: np.ndarray) -> np.ndarray:
     """Exact damped-random-walk (Ornstein-Uhlenbeck) sample at sorted times.
@@ -251,7 +238,9 @@ def drw(t: np.ndarray, first: np.ndarray, tau: np.ndarray, sigma: np.ndarray,
     z : ndarray
         Standard normal draws, one per row.
     """
-    return _ou_path(np.ascontiguousarray(t, dtype=np.float64), np.ascontiguousarray(first),
+    from alerce.simulate._drw_kernel import ou_path
+
+    return ou_path(np.ascontiguousarray(t, dtype=np.float64), np.ascontiguousarray(first),
                     np.ascontiguousarray(tau, dtype=np.float64),
                     np.ascontiguousarray(sigma, dtype=np.float64),
                     np.ascontiguousarray(z, dtype=np.float64))

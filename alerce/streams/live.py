@@ -21,7 +21,7 @@ from streamz import Stream
 
 from alerce.batch import DeadLetter
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
-from alerce.streams.cluster import dask_client
+from alerce.streams.cluster import dask_client, warm_up
 from alerce.streams.kafka import AlertConsumer, MessageRef
 from alerce.streams.nodes import BatchFailed
 from alerce.streams.replay import build_pipeline
@@ -258,6 +258,8 @@ def stream(
     Store(store).close()  # create the schema once
     consumer = AlertConsumer(kafka, topics, group, **(consumer_settings or {}))
     with dask_client(client, scheduler=scheduler) as c:
+        if features:
+            warm_up(c, features=True)
         pipe = LivePipeline(consumer, c, config, batch_size=batch_size, poll_timeout=poll_timeout,
                             dead_letter=dead_letter, archive=archive)
         previous = {}

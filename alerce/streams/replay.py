@@ -23,7 +23,7 @@ from streamz import Stream
 
 from alerce.batch import AlertBatch, DeadLetter
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
-from alerce.streams.cluster import dask_client
+from alerce.streams.cluster import dask_client, warm_up
 from alerce.streams.nodes import BatchFailed
 from alerce.streams.steps import BatchSummary, PipelineConfig, run_batch
 
@@ -273,6 +273,8 @@ def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None
     summary = ReplaySummary()
     t0 = time.perf_counter()
     with dask_client(client, scheduler=scheduler) as c:
+        if features:
+            warm_up(c, features=True)
         lanes = n_lanes or max(1, sum(c.nthreads().values()))
         in_flight = max_in_flight or 2 * lanes
         source = Stream(asynchronous=False)

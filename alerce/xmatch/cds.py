@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -83,7 +82,7 @@ def xmatch_request(chunk: pd.DataFrame, catalog: str, radius_arcsec: float, url:
             if exc.code < 500:
                 raise CDSXMatchError(f"{url}: HTTP {exc.code} {exc.reason}: {detail}") from None
             last = f"HTTP {exc.code} {exc.reason}"
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             last = f"{type(exc).__name__}: {reason}"
         if attempt < retries:

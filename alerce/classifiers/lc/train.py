@@ -193,7 +193,8 @@ def train_lc_classifier(labels: pd.DataFrame, detections: pd.DataFrame | None = 
     if out_dir is not None:
         card = model_card(result, labels, train_idx, version, n_estimators, seed, test_size,
                           description)
-        result.bundle_path = save_bundle(out_dir, {"classifier": model, "outliers": outliers},
+        result.bundle_path = save_bundle(out_dir, {"classifier": model.compact(),
+                                                   "outliers": outliers},
                                          card)
     return result
 

@@ -300,7 +300,11 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X: Any, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(n, 5)`` in :attr:`classes_` order (eval mode, deterministic)."""
+        """Class probabilities ``(n, 5)`` in :attr:`classes_` order.
+
+        Eval mode (no dropout), no gradients; on a GPU ``torch.use_deterministic_algorithms`` is
+        switched on for the call. The same input always gives the same output.
+        """
         if not hasattr(self, "network_"):
             raise RuntimeError("StampClassifier is not fitted; call fit() or load()")
         X = _as_inputs(X)
@@ -309,7 +313,10 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
         device = self._device()
         net = self.network_.to(device).eval()
         out = []
-        with _torch_runtime(self.num_threads, deterministic=True), torch.inference_mode():
+        # CPU forward kernels are deterministic already and toggling the global flag per call
+        # costs far more than the inference of one alert, so it is only switched on for GPUs.
+        with _torch_runtime(self.num_threads, deterministic=device.type != "cpu"), \
+                torch.inference_mode():
             images, feats = self._tensors(X, device)
             for lo in range(0, len(X), batch_size):
                 logits = net(images[lo:lo + batch_size], feats[lo:lo + batch_size])
