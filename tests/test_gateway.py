@@ -29,6 +29,7 @@ from alerce.streams.gateway import (
     add_gateway_arguments,
     check_scheduler_address,
     client_from_args,
+    close_gateway,
     gateway_client,
 )
 from alerce.streams.replay import replay
@@ -169,7 +170,7 @@ def _gone(pid: int) -> bool:
 
 def _wait_stopped(gateway, name: str, pids: list[int], timeout: float = 120) -> None:
     """Poll until the gateway reports the cluster stopped and its processes have exited."""
-    from dask_gateway import ClusterStatus
+    from dask_gateway.client import ClusterStatus
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,9 +225,12 @@ def test_replay_through_gateway_matches_local_cluster(gateway_server, tmp_path, 
     assert a["object"]["oid"].tolist() == ["ZTF19aazzpje"]
 
     # leaving the block stopped the cluster: the gateway says so and its processes are gone
-    with Gateway(address, proxy_address=proxy, auth=_auth()) as gateway:
+    gateway = Gateway(address, proxy_address=proxy, auth=_auth())
+    try:
         assert name not in {c.name for c in gateway.list_clusters()}
         _wait_stopped(gateway, name, pids)
+    finally:
+        close_gateway(gateway)
 
 
 @pytest.mark.timeout(400)
@@ -250,8 +254,11 @@ def test_command_line_options_reach_the_cluster(gateway_server):
             assert [w["memory_limit"] for w in workers.values()] == [int(1.5 * GiB)]
             pids = list(client.run(os.getpid).values())
     # clusters belong to the user that started them
-    with Gateway(address, proxy_address=proxy, auth=BasicAuth("cli", PASSWORD)) as gateway:
+    gateway = Gateway(address, proxy_address=proxy, auth=BasicAuth("cli", PASSWORD))
+    try:
         _wait_stopped(gateway, name, pids)
+    finally:
+        close_gateway(gateway)
 
 
 @pytest.mark.timeout(120)

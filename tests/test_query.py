@@ -297,6 +297,10 @@ def test_lightcurve_methods(client, frames):
     assert fp["mjd"].tolist() == [59005.0, 59010.0] and fp["pid"].tolist() == [5001, 5000]
     ms = client.query_magstats(oid)
     assert ms["fid"].tolist() == [1, 2]
+    by_mag = client.query_detections(oid, sort="magpsf")
+    assert by_mag["magpsf"].is_monotonic_increasing and len(by_mag) == 4
+    with pytest.raises(QueryError, match="valid columns: .*magpsf"):
+        client.query_detections(oid, sort="nope")
     both = client.query_detections(list(frames["object"]["oid"][:2]))
     assert len(both) == 8
     with pytest.raises(ObjectNotFoundError):
@@ -410,3 +414,19 @@ def test_real_alerts_processed_then_queried(tmp_path):
             assert abs(o["meanra"] - det["ra"].mean()) < 1 / 3600
             st = q.get_stamps(oid, format="numpy")
             assert st["science"].ndim == 2 and st["difference"].shape == st["science"].shape
+
+
+def test_send_query_read_only(client, frames):
+    df = client.send_query("SELECT oid, ndet FROM object WHERE ndet >= :n ORDER BY oid", params={"n": 40})
+    exp = frames["object"][frames["object"].ndet >= 40].sort_values("oid")
+    assert df["oid"].tolist() == exp["oid"].tolist()
+    assert df["ndet"].tolist() == exp["ndet"].tolist()
+    with pytest.raises(QueryError, match="SELECT"):
+        client.send_query("DELETE FROM object")
+    with pytest.raises(QueryError, match="SELECT"):
+        client.send_query("SELECT 1; DELETE FROM object")
+    with pytest.raises(QueryError, match="query failed"):
+        client.send_query("WITH x AS (DELETE FROM object RETURNING oid) SELECT * FROM x")
+    assert client.query_objects(count=True) == len(frames["object"])
+    with pytest.raises(QueryError, match="query failed"):
+        client.send_query("SELECT nope FROM object")

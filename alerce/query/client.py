@@ -147,12 +147,15 @@ class AlerceQuery:
         return [o for o in oids if o not in found]
 
     def _per_object(self, table: str, oid: str | Sequence[str], order: Sequence[str], fmt: str,
-                    extra: Sequence[sa.ColumnElement] = ()) -> Any:
+                    extra: Sequence[sa.ColumnElement] = (), sort: str | None = None) -> Any:
         check_format(fmt)
         oids = _oids(oid)
         t = _table(table)
+        if sort is not None and sort not in t.c:
+            raise QueryError(f"unknown sort column {sort!r}; valid columns: {[c.name for c in t.c]}")
         stmt = sa.select(*t.c).where(self._in(t.c.oid, oids), *extra)
-        stmt = stmt.order_by(*(t.c[c] for c in order))
+        first = [t.c[sort].asc().nulls_last()] if sort is not None else []
+        stmt = stmt.order_by(*first, *(t.c[c] for c in order))
         df = self._fetch(stmt)
         if not len(df):
             missing = self._exists(oids)
@@ -322,17 +325,17 @@ class AlerceQuery:
         return convert(df, format)
 
     # -- light curves --------------------------------------------------------------------------
-    def query_detections(self, oid: str | Sequence[str], format: str = "pandas") -> Any:
-        """Detections of one object (or a list), ordered by oid, mjd, candid."""
-        return self._per_object("detection", oid, ("oid", "mjd", "candid"), format)
+    def query_detections(self, oid: str | Sequence[str], format: str = "pandas", sort: str | None = None) -> Any:
+        """Detections of one object (or a list), ordered by oid, mjd, candid (``sort``: a column to order by first)."""
+        return self._per_object("detection", oid, ("oid", "mjd", "candid"), format, sort=sort)
 
-    def query_non_detections(self, oid: str | Sequence[str], format: str = "pandas") -> Any:
-        """Non-detections (upper limits), ordered by oid, mjd, fid."""
-        return self._per_object("non_detection", oid, ("oid", "mjd", "fid"), format)
+    def query_non_detections(self, oid: str | Sequence[str], format: str = "pandas", sort: str | None = None) -> Any:
+        """Non-detections (upper limits), ordered by oid, mjd, fid (``sort``: a column to order by first)."""
+        return self._per_object("non_detection", oid, ("oid", "mjd", "fid"), format, sort=sort)
 
-    def query_forced_photometry(self, oid: str | Sequence[str], format: str = "pandas") -> Any:
-        """Forced photometry, ordered by oid, mjd, pid."""
-        return self._per_object("forced_photometry", oid, ("oid", "mjd", "pid"), format)
+    def query_forced_photometry(self, oid: str | Sequence[str], format: str = "pandas", sort: str | None = None) -> Any:
+        """Forced photometry, ordered by oid, mjd, pid (``sort``: a column to order by first)."""
+        return self._per_object("forced_photometry", oid, ("oid", "mjd", "pid"), format, sort=sort)
 
     def query_lightcurve(self, oid: str | Sequence[str], format: str = "pandas") -> dict[str, Any]:
         """``{"detections": ..., "non_detections": ...}``, each in ``format``.
@@ -481,6 +484,40 @@ class AlerceQuery:
         if format == "json":
             return classes
         return convert(pd.DataFrame({"class_name": pd.Series(classes, dtype="str")}), format)
+
+    # -- direct SQL ----------------------------------------------------------------------------
+    def send_query(self, query: str, format: str = "pandas", params: dict[str, Any] | None = None) -> Any:
+        """Run a read-only SQL ``SELECT`` (or ``WITH ... SELECT``) and return its rows.
+
+        The statement runs in a read-only transaction (PostgreSQL ``READ ONLY``, SQLite
+        ``PRAGMA query_only``) that is rolled back, so it cannot change the store. Values get the
+        types the driver returns (no store typing). ``params`` binds ``:name`` placeholders.
+
+        Raises
+        ------
+        QueryError
+            Not a SELECT, or the database refused it (the message carries the database's error).
+        """
+        check_format(format)
+        text = str(query).strip().rstrip(";")
+        if not text.lower().startswith(("select", "with")) or ";" in text:
+            raise QueryError("send_query runs one read-only SELECT statement")
+        with self.store.engine.connect() as conn:
+            sqlite = self.backend == "sqlite"
+            try:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA query_only = ON")
+                else:
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                result = conn.execute(sa.text(text), params or {})
+                df = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
+            except sa.exc.DBAPIError as exc:
+                raise QueryError(f"query failed: {exc.orig}") from None
+            finally:
+                conn.rollback()
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA query_only = OFF")
+        return convert(df, format)
 
     # -- raw archive ---------------------------------------------------------------------------
     def _archive_path(self, oid: str, candid: int | None, archive: str | None) -> tuple[str, int]:

@@ -140,7 +140,8 @@ def gateway_client(
         raise ValueError(f"n_workers must be a non-negative integer, got {n_workers!r}")
     dg = _import_gateway()
 
-    with dg.Gateway(address, proxy_address=proxy_address, auth=auth) as gw:
+    gw = dg.Gateway(address, proxy_address=proxy_address, auth=auth)
+    try:
         options = gw.cluster_options()
         for key, value in (cluster_options or {}).items():
             if key not in set(options):
@@ -149,6 +150,8 @@ def gateway_client(
             options[key] = value
         options = _merge_worker_options(options, worker_cores, worker_memory)
         address, proxy, auth_obj = gw.address, gw.proxy_address, gw.auth
+    finally:
+        close_gateway(gw)
 
     cluster = dg.GatewayCluster(address=address, proxy_address=proxy, auth=auth_obj,
                                 cluster_options=options, shutdown_on_close=shutdown_on_close)
@@ -175,8 +178,27 @@ def gateway_client(
         if client is not None:
             client.close()
         cluster.close()
+        close_gateway(cluster.gateway)
         if not shutdown_on_close:
             logger.info("dask-gateway cluster %s left running", cluster.name)
+
+
+def close_gateway(gateway) -> None:
+    """Close a ``dask_gateway.Gateway`` once and make later ``close()`` calls no-ops.
+
+    With dask-gateway 2026.3 and current ``distributed``, ``Gateway.__del__`` calls ``close()``
+    again after the loop runner is stopped, which raises "Accessing the loop property while the
+    loop is not running" as an unraisable exception at garbage collection.
+    """
+    if getattr(gateway, "_alerce_closed", False):
+        return
+    try:
+        gateway.close()
+    except RuntimeError as exc:  # already closed, e.g. by GatewayCluster.close()
+        if "loop is not running" not in str(exc):
+            raise
+    gateway._alerce_closed = True
+    gateway.close = lambda *args, **kwargs: None
 
 
 def _merge_worker_options(options, worker_cores, worker_memory):

@@ -25,6 +25,8 @@ from alerce.classifiers.stamp.features import normalize_features
 from alerce.classifiers.stamp.network import DeepHitsWithFeatures, entropy_regularized_loss
 
 WEIGHTS_FILE = "model.safetensors"
+#: Parameters describing the machine a model ran on, not the model: never restored by ``load``.
+RUNTIME_PARAMS = ("num_threads", "device", "warm_start")
 CARD_FILE = "model_card.json"
 
 
@@ -67,9 +69,11 @@ def _torch_runtime(num_threads: int | None, deterministic: bool) -> Iterator[Non
     """Temporarily set the thread count and deterministic-algorithms flag, then restore them."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
+    # changing the thread count rebuilds the OpenMP pool (slow): only touch it when it differs
+    num_threads = int(num_threads) if num_threads and int(num_threads) != old_threads else None
     try:
         if num_threads:
-            torch.set_num_threads(int(num_threads))
+            torch.set_num_threads(num_threads)
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         yield
@@ -368,7 +372,8 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
     def load(cls, path: str | Path, **overrides: Any) -> StampClassifier:
         """Load a bundle written by :meth:`save` (safetensors + JSON only; nothing is unpickled).
 
-        ``overrides`` replace stored parameters (e.g. ``num_threads=1``, ``device="cpu"``).
+        ``overrides`` replace stored parameters (e.g. ``num_threads=1``, ``device="cpu"``);
+        :data:`RUNTIME_PARAMS` of the training run are not restored.
         """
         from safetensors.torch import load_file
 
@@ -385,7 +390,7 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{card_path}: classes {card.get('classes')} != {list(CLASSES)}")
         if list(card.get("features", [])) != list(FEATURE_NAMES):
             raise ValueError(f"{card_path}: feature list differs from the 23 expected features")
-        valid = cls().get_params()
+        valid = set(cls().get_params()) - set(RUNTIME_PARAMS)
         params = {k: v for k, v in card.get("params", {}).items() if k in valid}
         params.update(overrides)
         model = cls(**params)
