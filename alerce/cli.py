@@ -74,10 +74,26 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_stamps(argv: Sequence[str]) -> int:
-    from alerce.classifiers.stamp import main
+def _delegate(module: str, function: str, argv: Sequence[str]) -> int:
+    """Run a sub-command implemented as ``main(argv)`` in its own module."""
+    import importlib
 
-    return int(main(list(argv)) or 0)
+    return int(getattr(importlib.import_module(module), function)(list(argv)) or 0)
+
+
+#: Sub-commands implemented as ``main(argv)`` elsewhere (they parse their own options).
+_DELEGATED = {
+    "evaluate": ("alerce.classifiers.lc.evaluate", "evaluate_main",
+                 "evaluate a light-curve model bundle (report folder)"),
+    "export": ("alerce.query.export", "main_export", "export a table or query to Parquet/CSV"),
+    "catalog": ("alerce.xmatch", "main_catalog", "build a HEALPix-partitioned catalog"),
+    "xmatch": ("alerce.xmatch", "main_service", "cross-match a user CSV with the store"),
+}
+
+_TRAINERS = {
+    "stamps": ("alerce.classifiers.stamp", "main"),
+    "lc": ("alerce.classifiers.lc.train", "main"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,15 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--store", default="sqlite:///alerce.db")
     up.set_defaults(func=_db_upgrade)
 
-    t = sub.add_parser("train", help="train a model (stamps)")
-    t.add_argument("what", choices=["stamps"], help="which model")
-    t.add_argument("rest", nargs=argparse.REMAINDER, help="options of the trainer")
-    t.set_defaults(func=lambda a: _train_stamps(a.rest))
+    t = sub.add_parser("train", help="train a model: stamps (CNN) or lc (hierarchical forest)")
+    t.add_argument("what", choices=sorted(_TRAINERS), help="which model")
+    t.add_argument("rest", nargs=argparse.REMAINDER, help="options of the trainer (--help)")
+    t.set_defaults(func=lambda a: _delegate(*_TRAINERS[a.what], a.rest))
+
+    for name, (module, function, text) in _DELEGATED.items():
+        d = sub.add_parser(name, help=text, add_help=False)
+        d.add_argument("rest", nargs=argparse.REMAINDER)
+        d.set_defaults(func=lambda a, m=module, f=function: _delegate(m, f, a.rest))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``alerce`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        module, function, _ = _DELEGATED[argv[0]]
+        return _delegate(module, function, argv[1:])
+    if len(argv) > 1 and argv[0] == "train" and argv[1] in _TRAINERS:
+        return _delegate(*_TRAINERS[argv[1]], argv[2:])
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

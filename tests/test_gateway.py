@@ -261,6 +261,33 @@ def test_command_line_options_reach_the_cluster(gateway_server):
         close_gateway(gateway)
 
 
+@pytest.mark.timeout(400)
+def test_adaptive_cluster_left_running_can_be_reattached(gateway_server):
+    from dask_gateway import Gateway
+
+    address, proxy = gateway_server
+    with gateway_client(address, proxy_address=proxy, auth=_auth(), adapt=(1, 2),
+                        shutdown_on_close=False, timeout=240) as client:
+        name = client.cluster.name
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) >= 1
+        assert client.submit(sum, [1, 2, 3]).result(timeout=120) == 6
+    gateway = Gateway(address, proxy_address=proxy, auth=_auth())
+    try:
+        assert name in {c.name for c in gateway.list_clusters()}  # still running
+        cluster = gateway.connect(name)
+        try:
+            with cluster.get_client(set_as_default=False) as again:
+                assert again.submit(pow, 2, 10).result(timeout=120) == 1024
+                pids = list(again.run(os.getpid).values())
+        finally:
+            cluster.close()
+            close_gateway(cluster.gateway)
+        gateway.stop_cluster(name)
+        _wait_stopped(gateway, name, pids)
+    finally:
+        close_gateway(gateway)
+
+
 @pytest.mark.timeout(120)
 def test_unknown_cluster_option_is_refused_before_starting(gateway_server):
     address, proxy = gateway_server
@@ -328,3 +355,23 @@ def test_missing_dask_gateway_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"alerce-broker\[gateway\]"):
         with gw_mod.gateway_client("http://127.0.0.1:9"):
             pass
+
+
+def test_worker_options_the_server_does_not_expose_warn_instead_of_vanishing():
+    from dask_gateway.options import Float, Integer, Options
+
+    with pytest.warns(RuntimeWarning, match="does not expose the cluster option 'worker_memory'"):
+        out = gw_mod._merge_worker_options(Options(), 1, 2.0)
+    assert list(out) == []
+    with pytest.warns(RuntimeWarning, match="'worker_cores'"):
+        gw_mod._merge_worker_options(Options(), 4, None)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults are silent on a server without options
+        gw_mod._merge_worker_options(Options(), 1, None)
+    opts = Options(Integer("worker_cores", 1, min=1, max=4), Float("worker_memory", 1.0, max=8))
+    out = gw_mod._merge_worker_options(opts, 3, 2.5)
+    assert dict(out) == {"worker_cores": 3, "worker_memory": 2.5}
+    with pytest.raises(ValueError, match="worker_memory=16"):
+        gw_mod._merge_worker_options(opts, 1, 16)

@@ -124,10 +124,14 @@ def test_num_threads_is_used_and_restored(raw_and_features):
     seen = []
     hook = clf.network_.register_forward_pre_hook(lambda *a: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
-    clf.predict_proba(StampInputs(preprocess_images(raw), feats))
-    hook.remove()
+    torch.set_num_threads(2)
+    try:
+        clf.predict_proba(StampInputs(preprocess_images(raw), feats))
+        assert torch.get_num_threads() == 2          # restored after the call
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
     assert seen and set(seen) == {1}
-    assert torch.get_num_threads() == before
 
 
 def test_balanced_order_replicates_minorities():

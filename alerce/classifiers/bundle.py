@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 
 __all__ = ["TRUSTED_TYPES", "BundleError", "Bundle", "save_bundle", "load_bundle",
            "library_versions", "load_card", "MODEL_FILE", "CARD_FILE"]
@@ -174,15 +175,15 @@ def load_bundle(path: str | Path, extra_trusted: Iterable[str] = ()) -> Bundle:
     if expected != actual:
         raise BundleError(f"{model_path}: SHA-256 {actual} differs from the model card's "
                           f"{expected}; the file was modified, refusing to load")
-    trusted = set(TRUSTED_TYPES) | set(extra_trusted)
+    trusted = sorted(set(TRUSTED_TYPES) | set(extra_trusted))
     try:
-        untrusted = sio.get_untrusted_types(file=model_path)
+        # one parse: skops raises if the file holds any type outside ``trusted``
+        objects = sio.load(model_path, trusted=trusted)
+    except UntrustedTypesFoundException:
+        bad = sorted(set(sio.get_untrusted_types(file=model_path)) - set(trusted))
+        raise BundleError(f"{model_path}: refusing untrusted type(s) {bad}") from None
     except Exception as exc:  # corrupt zip / schema
         raise BundleError(f"{model_path}: not a readable skops file ({exc})") from None
-    bad = sorted(set(untrusted) - trusted)
-    if bad:
-        raise BundleError(f"{model_path}: refusing untrusted type(s) {bad}")
-    objects = sio.load(model_path, trusted=sorted(set(untrusted)))
     if not isinstance(objects, dict):
         raise BundleError(f"{model_path}: expected a dict of models, got {type(objects).__name__}")
     return Bundle(objects=objects, card=card, path=folder)

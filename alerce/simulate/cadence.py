@@ -72,6 +72,7 @@ def make_schedule(
     in_season: float | None = None,
     visit_probability: tuple[float, float] = (0.35, 0.8),
     second_exposure: tuple[float, float] = (0.3, 0.4),
+    always_visit: tuple[float, float] | None = None,
 ) -> Schedule:
     """Draw a ZTF-like schedule for ``n_fields`` fields between two MJDs.
 
@@ -94,6 +95,9 @@ def make_schedule(
         Range of the per-field probability of a visit on a night of the season.
     second_exposure : (float, float)
         Probability of a second g and a second r exposure during a visit.
+    always_visit : (float, float), optional
+        MJD range whose nights are observed for every field (the alert nights of a stream
+        simulation, so that every object can issue alerts).
 
     Returns
     -------
@@ -112,6 +116,9 @@ def make_schedule(
     visible = dist < season_len[:, None] / 2
     p_visit = rng.uniform(*visit_probability, n_fields)
     visited = visible & (rng.random(visible.shape) < p_visit[:, None])
+    if always_visit is not None:
+        forced = (nights >= np.floor(always_visit[0])) & (nights < always_visit[1])
+        visited[:, forced] = True
     f_idx, n_idx = np.nonzero(visited)
     n_visits = len(f_idx)
     # each visit: 1 or 2 exposures per band, g and r

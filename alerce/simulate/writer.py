@@ -278,7 +278,7 @@ def simulate(
     n_fields = max(1, n_objects // 200)
     schedule = make_schedule(root, n_fields, start_mjd - PRE_HISTORY_DAYS, end_mjd,
                              in_season=start_mjd + nights / 2, visit_probability=(0.6, 0.95),
-                             second_exposure=(0.7, 0.7))
+                             second_exposure=(0.7, 0.7), always_visit=(start_mjd, end_mjd))
     fra, fdec = field_centers(root, n_fields)
     peak_range = (start_mjd - 40.0, end_mjd + 15.0)
     writer = AvroAlertWriter(hashlib.md5(f"alerce.simulate/{seed}".encode()).digest())

@@ -68,6 +68,7 @@ def build_metadata() -> MetaData:
         sa.Index("ix_object_firstmjd", "firstmjd"),
         sa.Index("ix_object_lastmjd", "lastmjd"),
         sa.Index("ix_object_ndet", "ndet"),
+        sa.Index("ix_object_meandec", "meandec"),  # cone-search prefilter (SQLite)
     )
     Table(
         "magstat", md, oid(), _key("fid", Integer),

@@ -6,9 +6,10 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -303,7 +304,7 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
         return total / max(len(target), 1)
 
     # ------------------------------------------------------------------ inference
-    def predict_proba(self, X: Any, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, X: Any, batch_size: int = 32) -> np.ndarray:
         """Class probabilities ``(n, 5)`` in :attr:`classes_` order.
 
         Eval mode (no dropout), no gradients; on a GPU ``torch.use_deterministic_algorithms`` is

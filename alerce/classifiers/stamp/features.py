@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Mapping
+from collections.abc import Mapping
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ def _unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rotation(frame: str) -> np.ndarray:
     """3x3 matrix taking ICRS unit vectors to ``frame`` unit vectors, measured once with astropy.
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
