@@ -8,20 +8,23 @@ from typing import Sequence
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from alerce.streams.gateway import client_from_args
     from alerce.streams.replay import replay
 
-    summary = replay(
-        args.sources,
-        store=args.store,
-        scheduler=args.scheduler,
-        batch_size=args.batch_size,
-        n_lanes=args.lanes,
-        features=not args.no_features,
-        stamp_classifier=args.stamps,
-        lc_classifier=args.lc_classifier,
-        dead_letter=args.dead_letter,
-        progress=not args.no_progress,
-    )
+    with client_from_args(args) as client:
+        summary = replay(
+            args.sources,
+            store=args.store,
+            client=client,
+            scheduler=args.scheduler,
+            batch_size=args.batch_size,
+            n_lanes=args.lanes,
+            features=not args.no_features,
+            stamp_classifier=args.stamps,
+            lc_classifier=args.lc_classifier,
+            dead_letter=args.dead_letter,
+            progress=not args.no_progress,
+        )
     print(summary.format())
     for err in summary.errors[:5]:
         print("error:", err.splitlines()[0], file=sys.stderr)
@@ -29,15 +32,17 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
+    from alerce.streams.gateway import client_from_args
     from alerce.streams.live import stream
 
-    summary = stream(
-        args.kafka, args.topic, args.group, store=args.store, output_topic=args.output_topic,
-        archive=args.archive, dead_letter=args.dead_letter, scheduler=args.scheduler,
-        batch_size=args.batch_size, features=not args.no_features, stamp_classifier=args.stamps,
-        lc_classifier=args.lc_classifier, idle_timeout=args.idle_timeout,
-        max_messages=args.max_messages,
-    )
+    with client_from_args(args) as client:
+        summary = stream(
+            args.kafka, args.topic, args.group, store=args.store, output_topic=args.output_topic,
+            archive=args.archive, dead_letter=args.dead_letter, client=client,
+            scheduler=args.scheduler, batch_size=args.batch_size, features=not args.no_features,
+            stamp_classifier=args.stamps, lc_classifier=args.lc_classifier,
+            idle_timeout=args.idle_timeout, max_messages=args.max_messages,
+        )
     print(summary.format())
     return 0
 
@@ -98,6 +103,8 @@ _TRAINERS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``alerce`` command (all subcommands)."""
+    from alerce.streams.gateway import add_gateway_arguments
+
     p = argparse.ArgumentParser(prog="alerce", description="Alert streams to classified science.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -112,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lc-classifier", action="store_true", help="run the light-curve classifier")
     r.add_argument("--dead-letter", help="directory for undecodable packets")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_gateway_arguments(r)
     r.set_defaults(func=_replay)
 
     k = sub.add_parser("stream", help="process a live Kafka alert stream")
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--lc-classifier", action="store_true")
     k.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
     k.add_argument("--max-messages", type=int, help="stop after this many messages")
+    add_gateway_arguments(k)
     k.set_defaults(func=_stream)
 
     rc = sub.add_parser("reconcile", help="compare a night with the store and push what is missing")

@@ -32,6 +32,9 @@ def dask_client(client=None, *, scheduler: str | None = None, n_workers: int | N
         yield client
         return
     if scheduler:
+        from alerce.streams.gateway import check_scheduler_address
+
+        check_scheduler_address(scheduler)
         with Client(scheduler, set_as_default=False) as c:
             yield c
         return
