@@ -21,6 +21,7 @@ _SHOWN = {
     "forced_photometry": ["oid", "pid", "mjd", "fid", "mag", "e_mag"],
     "feature": ["oid", "name", "fid", "value"],
     "probability": ["oid", "classifier_name", "class_name", "probability", "ranking"],
+    "score": ["oid", "detector_name", "category", "score"],
 }
 
 
@@ -34,6 +35,12 @@ def _stamp_classifier_available() -> bool:
     except Exception:  # noqa: BLE001 - the demo runs without it
         return False
     return True
+
+
+def _lc_classifier_available() -> bool:
+    from alerce.classifiers.lc.pipeline import DEFAULT_MODEL_DIR
+
+    return (DEFAULT_MODEL_DIR / "model_card.json").is_file()
 
 
 def run_demo(out: str = "demo_output", n_objects: int = 3000, seed: int = 42) -> int:
@@ -56,10 +63,12 @@ def run_demo(out: str = "demo_output", n_objects: int = 3000, seed: int = 42) ->
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     stamps = _stamp_classifier_available()
-    print(f"== replaying into sqlite:///{db_path} on a LocalCluster (stamp classifier: {stamps})")
+    lc = _lc_classifier_available()
+    print(f"== replaying into sqlite:///{db_path} on a LocalCluster "
+          f"(stamp classifier: {stamps}, light-curve classifier: {lc})")
     summary = replay(str(alerts_dir), store=f"sqlite:///{db_path}", batch_size=1000,
-                     stamp_classifier=stamps, dead_letter=str(out_dir / "dead_letters"),
-                     progress=True)
+                     stamp_classifier=stamps, lc_classifier=lc,
+                     dead_letter=str(out_dir / "dead_letters"), progress=True)
     print(summary.format())
     with Store(f"sqlite:///{db_path}") as store:
         print("\n== rows per table")
@@ -72,7 +81,10 @@ def run_demo(out: str = "demo_output", n_objects: int = 3000, seed: int = 42) ->
                 if table not in store.tables or not store.count(table):
                     continue
                 df = store.read_table(table)
+                if table == "probability":
+                    df = df[df["ranking"] == 1].sort_values(["classifier_name", "oid"])
+                    df = df.groupby("classifier_name").head(3)
                 print(f"\n== {table} (first rows)")
-                print(df[[c for c in cols if c in df.columns]].head(5).to_string(index=False))
+                print(df[[c for c in cols if c in df.columns]].head(12).to_string(index=False))
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; store: {db_path}")
     return 0 if not summary.failed_batches else 1

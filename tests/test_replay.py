@@ -122,3 +122,35 @@ def test_garbage_packet_goes_to_dead_letters(tmp_path, dask_client):
     assert dl.exists() and any(dl.iterdir())
     with Store(url) as store:
         assert store.count("detection") > 0
+
+
+def test_simulated_night_through_every_science_step(tmp_path, dask_client):
+    """Simulator -> replay with features, the light-curve classifier and the stamp classifier."""
+    pytest.importorskip("torch")
+    from alerce.simulate import simulate
+
+    simulate(tmp_path / "night", n_objects=60, seed=21, nights=1)
+    url = f"sqlite:///{tmp_path / 'science.db'}"
+    s = replay(str(tmp_path / "night"), store=url, client=dask_client, batch_size=200,
+               features=True, lc_classifier=True, stamp_classifier=True)
+    assert not s.errors, s.errors[:1]
+    with Store(url) as store:
+        objects = store.read_table("object")
+        prob = store.read_table("probability")
+        feats = store.read_table("feature")
+        taxonomy = store.read_table("taxonomy")
+        scores = store.read_table("score")
+    # the stamp classifier ran once per object, five classes summing to one
+    stamp = prob[prob["classifier_name"] == "stamp_classifier"]
+    assert 0 < stamp["oid"].nunique() <= len(objects)
+    sums = stamp.groupby("oid")["probability"].sum()
+    assert np.allclose(sums, 1.0, atol=1e-5)
+    # every object with features got 15 final probabilities summing to one, ranked 1..15
+    with_features = set(feats["oid"])
+    lc = prob[prob["classifier_name"] == "lc_classifier"]
+    assert with_features and set(lc["oid"]) == with_features
+    assert (lc.groupby("oid").size() == 15).all()
+    assert np.allclose(lc.groupby("oid")["probability"].sum(), 1.0, atol=1e-6)
+    assert (lc.groupby("oid")["ranking"].min() == 1).all()
+    assert {"lc_classifier", "lc_classifier_top", "stamp_classifier"} <= set(taxonomy["classifier_name"])
+    assert set(scores["oid"]) == with_features

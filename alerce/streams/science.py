@@ -44,20 +44,53 @@ def stamp_step(batch: AlertBatch, state: dict[str, pd.DataFrame]) -> dict[str, p
     first = alerts.sort_values(["oid", "candid"], kind="mergesort").drop_duplicates("oid")
     stamps = batch.stamps[batch.stamps["candid"].isin(first["candid"])]
     rows = classify_alerts(first, stamps)
-    return {"probability": rows} if len(rows) else {}
+    if not len(rows):
+        return {}
+    import json
+
+    from alerce.classifiers.stamp.constants import CLASSES
+
+    taxonomy = rows[["classifier_name", "classifier_version"]].drop_duplicates().assign(
+        classes=json.dumps(list(CLASSES)))
+    return {"probability": rows, "taxonomy": taxonomy}
 
 
 def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
     """Run the enabled science steps; return the extra tables to write."""
     out: dict[str, pd.DataFrame] = {}
     if config.stamp_classifier:
-        out.update(stamp_step(batch, state))
+        _merge(out, stamp_step(batch, state))
     if config.features:
-        out.update(feature_step(processed))
+        _merge(out, feature_step(processed))
     if config.lc_classifier and "_features" in out:
-        from alerce.classifiers.lc import classify_features
-
-        rows = classify_features(out["_features"])
-        if len(rows):
-            out["probability"] = pd.concat([out.get("probability"), rows], ignore_index=True)
+        _merge(out, lc_classifier_step(out["_features"]))
     return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+def _merge(out: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> None:
+    """Add a step's tables to ``out``, concatenating rows of tables both produced."""
+    for name, frame in new.items():
+        out[name] = pd.concat([out[name], frame], ignore_index=True) if name in out else frame
+
+
+def lc_classifier_step(features: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Hierarchical-forest probabilities, outlier scores and the taxonomy rows of the model."""
+    from alerce.classifiers.lc import classify_features, load_default_model, score_outliers
+
+    model = load_default_model()
+    rows = classify_features(features, model)
+    out = {"probability": rows, "score": score_outliers(features, model)}
+    versions = rows[["classifier_name", "classifier_version"]].drop_duplicates()
+    taxonomy = _taxonomy_rows(model, versions)
+    if len(taxonomy):
+        out["taxonomy"] = taxonomy
+    return out
+
+
+def _taxonomy_rows(model, versions: pd.DataFrame) -> pd.DataFrame:
+    """``taxonomy`` rows (classes as JSON) for every classifier name/version written."""
+    from alerce.classifiers.taxonomy import DEFAULT_TAXONOMY
+
+    table = DEFAULT_TAXONOMY.table_rows()
+    merged = versions.merge(table.drop(columns="classifier_version"), on="classifier_name", how="left")
+    return merged.dropna(subset=["classes"]).reset_index(drop=True)

@@ -185,7 +185,7 @@ class HierarchicalRandomForest(ClassifierMixin, BaseEstimator):
             self.classes_ = self.classes_.astype(object)
         return self
 
-    def compact(self) -> "HierarchicalRandomForest":
+    def compact(self) -> HierarchicalRandomForest:
         """A copy without the forests' per-tree samplers and pipelines (``samplers_``,
         ``pipelines_``).
 
