@@ -154,3 +154,21 @@ def test_simulated_night_through_every_science_step(tmp_path, dask_client):
     assert (lc.groupby("oid")["ranking"].min() == 1).all()
     assert {"lc_classifier", "lc_classifier_top", "stamp_classifier"} <= set(taxonomy["classifier_name"])
     assert set(scores["oid"]) == with_features
+
+
+def test_forced_photometry_independent_of_alert_order(tmp_path, dask_client):
+    files = sorted(str(p) for p in shared("ztf", "alerts", "kowalski_v4.01_20231012_fp").glob("*.avro"))
+    together = f"sqlite:///{tmp_path / 'fp_all.db'}"
+    replay(files, store=together, client=dask_client, batch_size=100, features=False)
+    shuffled = f"sqlite:///{tmp_path / 'fp_shuffled.db'}"
+    order = files[:]
+    random.Random(5).shuffle(order)
+    for chunk in (order[i:i + 4] for i in range(0, len(order), 4)):
+        replay(chunk, store=shuffled, client=dask_client, batch_size=4, features=False)
+    key = ["oid", "pid"]
+    with Store(together) as a, Store(shuffled) as b:
+        fa = a.read_table("forced_photometry").sort_values(key).reset_index(drop=True)
+        fb = b.read_table("forced_photometry").sort_values(key).reset_index(drop=True)
+    assert len(fa) > 0
+    assert not fa.duplicated(key).any()
+    pd.testing.assert_frame_equal(fa, fb, check_dtype=False)

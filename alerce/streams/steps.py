@@ -219,6 +219,20 @@ def _reference_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates(["oid", "rfid"], keep="first").reset_index(drop=True)
 
 
+def _earlier_parents(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame | None:
+    """Stored keys whose ``parent_candid`` is not later than the new row's (those need no write).
+
+    Returning them as "stored with the same parent" makes :func:`_changed_rows` keep only rows that
+    are new or come from an earlier alert than the stored one.
+    """
+    if stored is None or not len(stored):
+        return stored
+    old = stored[["oid", "pid", "parent_candid"]].astype({"parent_candid": "Int64"})
+    both = new[["oid", "pid", "parent_candid"]].merge(old, on=["oid", "pid"], suffixes=("", "_old"))
+    keep = both["parent_candid_old"].le(both["parent_candid"]).fillna(False).to_numpy(dtype=bool)
+    return both.loc[keep, ["oid", "pid", "parent_candid"]]
+
+
 @dataclass
 class ProcessedBatch:
     """Result of :func:`process_alerts`.
@@ -286,8 +300,14 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
 
     fp = batch.forced_photometry
     if len(fp):
+        # one row per (oid, pid), from the earliest alert that carried it; skip what is stored
+        fp = fp.assign(parent_candid=fp["parent_candid"].astype("Int64"))
         fp = fp.sort_values(["oid", "pid", "parent_candid"], kind="mergesort")
-        fp = forced_photometry_magnitudes(fp.drop_duplicates(["oid", "pid"], keep="first"))
+        fp = fp.drop_duplicates(["oid", "pid"], keep="first").reset_index(drop=True)
+        fp = _changed_rows(fp, _earlier_parents(state.get("forced_photometry"), fp),
+                           ["oid", "pid"], ["parent_candid"])
+        if len(fp):
+            fp = forced_photometry_magnitudes(fp)
 
     last = _first_per_oid(alerts, "candid", ascending=False)
     tables = {
