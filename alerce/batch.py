@@ -34,8 +34,8 @@ Bad packets never raise inside a batch: they become :class:`DeadLetter` entries 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

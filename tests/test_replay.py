@@ -172,3 +172,20 @@ def test_forced_photometry_independent_of_alert_order(tmp_path, dask_client):
     assert len(fa) > 0
     assert not fa.duplicated(key).any()
     pd.testing.assert_frame_equal(fa, fb, check_dtype=False)
+
+
+def test_same_replay_into_sqlite_and_postgresql_gives_identical_tables(tmp_path, dask_client, pg_url):
+    files = _series_files() + sorted(
+        str(p) for p in shared("ztf", "alerts", "kowalski_v4.01_20231012_fp").glob("*.avro"))
+    lite = f"sqlite:///{tmp_path / 'lite.db'}"
+    for url in (lite, pg_url):
+        s = replay(files, store=url, client=dask_client, batch_size=10, features=False)
+        assert not s.errors, s.errors[:1]
+    keys = {**KEYS, "forced_photometry": ["oid", "pid"], "ps1_ztf": ["oid", "candid"],
+            "reference": ["oid", "rfid"], "dataquality": ["oid", "candid"], "ss_ztf": ["oid"]}
+    with Store(lite) as a, Store(pg_url) as b:
+        for name, key in keys.items():
+            fa = a.read_table(name).sort_values(key).reset_index(drop=True)
+            fb = b.read_table(name).sort_values(key).reset_index(drop=True)
+            assert len(fa) > 0, name
+            pd.testing.assert_frame_equal(fa, fb, check_dtype=False, obj=name)

@@ -8,7 +8,7 @@ or any fsspec URL; the replay source reads it back (``alerce replay ROOT/``).
 from __future__ import annotations
 
 import posixpath
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

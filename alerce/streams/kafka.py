@@ -18,8 +18,8 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from alerce.io import Packet
 from alerce.streams.offsets import ContiguousOffsetTracker
@@ -277,7 +277,7 @@ def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1,
     admin = AdminClient(kafka_config(bootstrap))
     futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
                                    for t in topics], operation_timeout=timeout)
-    for topic, fut in futures.items():
+    for fut in futures.values():
         try:
             fut.result(timeout)
         except ck.KafkaException as exc:

@@ -14,8 +14,8 @@ import collections
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from streamz import Stream
 

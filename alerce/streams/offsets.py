@@ -9,7 +9,7 @@ never skips an alert (at-least-once; the store's upserts make the replays harmle
 from __future__ import annotations
 
 from collections import deque
-from typing import Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
 
 class ContiguousOffsetTracker:

@@ -7,8 +7,8 @@ pushes the missing packets through the same pipeline and reports the counts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 from alerce.io import Packet
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 from streamz import Stream
 
