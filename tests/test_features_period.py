@@ -673,3 +673,72 @@ def test_golden_features_sample(ztf_periodic):
         o = harm[f"Harmonics_mag_1_{b}"].to_numpy()
         print(f"golden Harmonics_mag_1_{b}", g, o)
         assert np.all(_relative(o, g) < 0.25)
+
+
+# ------------------------------------------------------------------------------------------------
+# kernel helpers (speed-ups must not change results)
+# ------------------------------------------------------------------------------------------------
+
+
+def top_local_maxima_numpy(p, n_top):
+    """Strict interior local maxima, highest first (stable for ties), and their count."""
+    k = np.flatnonzero((p[1:-1] > p[:-2]) & (p[1:-1] > p[2:])) + 1
+    order = np.argsort(-p[k], kind="stable")
+    return k[order][:n_top], k.size
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_local_maxima_matches_numpy(seed):
+    from alerce.features.periodogram import _top_local_maxima
+
+    rng = np.random.default_rng(seed)
+    p = rng.gamma(2.0, 1.0, 5000)
+    if seed % 2:  # plateaus and repeated values: only strict maxima count
+        p = np.round(p, 1)
+    idx, count = _top_local_maxima(p, 10)
+    ref_idx, ref_count = top_local_maxima_numpy(p, 10)
+    assert count == ref_count
+    np.testing.assert_array_equal(p[idx], p[ref_idx])  # same values, highest first
+    assert set(idx) <= set(np.flatnonzero((p[1:-1] > p[:-2]) & (p[1:-1] > p[2:])) + 1)
+    few, count_few = _top_local_maxima(np.array([0.0, 1.0, 0.0, 2.0, 0.0]), 10)
+    assert count_few == 2 and list(few) == [3, 1]
+
+
+@pytest.mark.parametrize("m", [5, 100, 107, 20_000])
+def test_top_values_matches_sort_with_nan_and_inf(m):
+    from alerce.features.periodogram import _top_values
+
+    rng = np.random.default_rng(m)
+    x = rng.normal(size=m)
+    x[rng.integers(0, m, max(1, m // 50))] = np.nan  # NaN never enters (as the heap rule)
+    x[rng.integers(0, m, max(1, m // 70))] = -np.inf
+    got = np.sort(_top_values(x, 100))
+    if m <= 100:
+        np.testing.assert_array_equal(got, np.sort(x))
+    else:
+        # heap seeded with the first 100 values; later NaNs are skipped
+        finite_later = x[100:][~np.isnan(x[100:])]
+        ref = np.sort(np.concatenate([x[:100], finite_later]))[-100:]
+        if not np.isnan(x[:100]).any():
+            np.testing.assert_array_equal(got, ref)
+        assert got.size == 100
+
+
+def test_zero_weight_padding_leaves_the_periodogram_unchanged():
+    from alerce.features.periodogram import _band_aov_grid, _pad_band, _step_table
+
+    rng = np.random.default_rng(3)
+    freqs = frequency_grid()[:3000]
+    ids, steps = _step_table(freqs)
+    for n in (6, 7, 13):
+        t = np.sort(rng.uniform(0, 800, n))
+        w = rng.uniform(100, 2000, n)
+        wy = w * rng.normal(0, 0.2, n)
+        wy -= w * (wy.sum() / w.sum())
+        tp, wp, wyp = _pad_band(t, w, wy)
+        assert tp.size % 4 == 0 and tp.size >= n and np.all(wp[n:] == 0) and np.all(wyp[n:] == 0)
+        a = np.empty(freqs.size)
+        b = np.empty(freqs.size)
+        _band_aov_grid(t, w, wy, freqs, ids, steps, a)
+        _band_aov_grid(tp, wp, wyp, freqs, ids, steps, b)
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * a.max())
