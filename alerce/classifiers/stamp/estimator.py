@@ -304,11 +304,24 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
         return total / max(len(target), 1)
 
     # ------------------------------------------------------------------ inference
-    def predict_proba(self, X: Any, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, X: Any, batch_size: int = 16, fast: bool | None = None
+                      ) -> np.ndarray:
         """Class probabilities ``(n, 5)`` in :attr:`classes_` order.
 
         Eval mode (no dropout), no gradients; on a GPU ``torch.use_deterministic_algorithms`` is
         switched on for the call. The same input always gives the same output.
+
+        Parameters
+        ----------
+        X : StampInputs or (images, features)
+        batch_size : int, default 16
+            Alerts per forward pass (each expands to 4 rotated copies).
+        fast : bool or None, default None
+            Use the DFT-convolution forward pass
+            (:class:`~alerce.classifiers.stamp.fastconv.FastStampForward`, equal to the module's
+            forward within float32 rounding, ~1e-7 on the probabilities). ``None`` uses it on
+            the CPU unless hooks are registered on the network (so that they still run);
+            ``False`` always runs the module's own ``forward``.
         """
         if not hasattr(self, "network_"):
             raise RuntimeError("StampClassifier is not fitted; call fit() or load()")
@@ -317,6 +330,9 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
             return np.zeros((0, len(self.classes_)))
         device = self._device()
         net = self.network_.to(device).eval()
+        if fast is None:
+            fast = device.type == "cpu" and not _has_hooks(net)
+        forward = self._fast_forward(net) if fast else net
         out = []
         # CPU forward kernels are deterministic already and toggling the global flag per call
         # costs far more than the inference of one alert, so it is only switched on for GPUs.
@@ -324,9 +340,24 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
                 torch.inference_mode():
             images, feats = self._tensors(X, device)
             for lo in range(0, len(X), batch_size):
-                logits = net(images[lo:lo + batch_size], feats[lo:lo + batch_size])
+                logits = forward(images[lo:lo + batch_size], feats[lo:lo + batch_size])
                 out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
         return np.concatenate(out)
+
+    def _fast_forward(self, net: DeepHitsWithFeatures) -> Any:
+        """The cached :class:`FastStampForward` of ``net``, rebuilt when its weights change."""
+        from alerce.classifiers.stamp.fastconv import FastStampForward
+
+        try:
+            key = (id(net),) + tuple((id(t), t._version) for t in
+                                     (*net.parameters(), *net.buffers()))
+        except RuntimeError:  # inference tensors carry no version counter: never reuse
+            key = None
+        cached = getattr(self, "_fast_cache", None)
+        if key is None or cached is None or cached[0] != key:
+            cached = (key, FastStampForward(net))
+            self._fast_cache = cached
+        return cached[1]
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class name per sample."""
@@ -405,6 +436,11 @@ class StampClassifier(ClassifierMixin, BaseEstimator):
         model.network_ = net.eval()
         model.card_ = card
         return model
+
+
+def _has_hooks(net: torch.nn.Module) -> bool:
+    """True when any forward hook is registered on ``net`` or one of its submodules."""
+    return any(m._forward_pre_hooks or m._forward_hooks for m in net.modules())
 
 
 def balanced_order(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

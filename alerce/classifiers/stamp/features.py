@@ -67,6 +67,12 @@ def encode_isdiffpos(values: pd.Series | np.ndarray) -> np.ndarray:
     The ``alerts`` frame stores isdiffpos as int8 +1/-1; strings 't'/'f'/'1'/'0' are accepted.
     Anything else gives NaN.
     """
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.dtype.kind == "b":  # True -> positive
+        return np.where(arr, 0.0, 1.0)
+    if arr.dtype.kind in "iuf":  # numeric fast path, same table as the strings below
+        num = arr.astype(np.float64)
+        return np.where(num == 1.0, 0.0, np.where((num == -1.0) | (num == 0.0), 1.0, np.nan))
     s = pd.Series(np.asarray(values, dtype=object))
     text = s.astype("string").str.strip().str.lower()
     out = np.full(len(s), np.nan)
@@ -78,6 +84,9 @@ def encode_isdiffpos(values: pd.Series | np.ndarray) -> np.ndarray:
 def _column(alerts: pd.DataFrame, name: str) -> np.ndarray:
     if name not in alerts:
         return np.full(len(alerts), np.nan)
+    col = alerts[name]
+    if col.dtype.kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+        return col.to_numpy(dtype=np.float64)  # plain numpy column: no coercion needed
     return pd.to_numeric(alerts[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 

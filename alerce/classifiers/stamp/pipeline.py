@@ -11,8 +11,12 @@ import pandas as pd
 
 from alerce.classifiers.stamp.constants import CLASSES, CLASSIFIER_NAME
 from alerce.classifiers.stamp.estimator import StampClassifier, StampInputs
-from alerce.classifiers.stamp.features import metadata_features
-from alerce.classifiers.stamp.preprocess import preprocess_stamps
+from alerce.classifiers.stamp.features import INPUT_COLUMNS, metadata_features
+from alerce.classifiers.stamp.preprocess import (
+    CHANNELS,
+    preprocess_images,
+    stack_cutout_columns,
+)
 from alerce.classifiers.stamp.rules import asteroid_mask, sn_rejected_mask
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,11 @@ PROBABILITY_COLUMNS: tuple[str, ...] = (
     "oid", "candid", "class_name", "classifier_name", "classifier_version", "probability",
     "ranking",
 )
+
+
+#: ``alerts`` columns read by :func:`classify_alerts` (keys, features and rules).
+_ALERT_COLUMNS_USED: tuple[str, ...] = tuple(dict.fromkeys(
+    ("oid", "candid", "ssdistnr", *INPUT_COLUMNS)))
 
 
 def default_model_dir() -> Path:
@@ -60,27 +69,44 @@ def prepare_inputs(alerts: pd.DataFrame, stamps: pd.DataFrame
         ``oid, candid, reason`` of alerts without usable stamps.
     """
     alerts = alerts.reset_index(drop=True)
-    candid = pd.to_numeric(alerts["candid"], errors="coerce").astype("Int64")
-    if len(stamps):
-        st = stamps.assign(candid=pd.to_numeric(stamps["candid"], errors="coerce").astype("Int64"))
-        st = st.drop_duplicates("candid").set_index("candid")
-        pos_in_stamps = st.index.get_indexer(candid)
-    else:
-        st = pd.DataFrame(columns=["oid", "science", "template", "difference"])
-        pos_in_stamps = np.full(len(alerts), -1)
+    candid = _int_keys(alerts["candid"])
+    n_st = len(stamps)
+    st_candid = _int_keys(stamps["candid"]) if n_st else np.zeros(0, dtype=np.int64)
+    pos_in_stamps = _first_match(st_candid, candid)
     has = pos_in_stamps >= 0
-    missing = pd.DataFrame({"oid": alerts["oid"].to_numpy()[~has],
-                            "candid": alerts["candid"].to_numpy()[~has],
+    alert_oid = alerts["oid"].to_numpy()
+    alert_candid = alerts["candid"].to_numpy()
+    missing = pd.DataFrame({"oid": alert_oid[~has], "candid": alert_candid[~has],
                             "reason": "no stamps for this candid"})
     with_stamps = np.flatnonzero(has)
-    sub = st.iloc[pos_in_stamps[with_stamps]].reset_index()
-    sub["oid"] = alerts["oid"].to_numpy()[with_stamps]
-    pre = preprocess_stamps(sub)
+    rows = pos_in_stamps[with_stamps]
+    columns = [stamps[c].to_numpy(dtype=object)[rows] if c in stamps
+               else np.full(len(rows), None, dtype=object) for c in CHANNELS]
+    pre = stack_cutout_columns(columns, alert_oid[with_stamps], st_candid[rows])
+    images = preprocess_images(pre.images)
     positions = with_stamps[pre.kept]
-    feats = metadata_features(alerts.iloc[positions]).to_numpy()
+    feats = metadata_features(alerts).to_numpy()[positions]
     dropped = pd.concat([d for d in (missing, pre.dropped) if len(d)] or [missing],
                         ignore_index=True)
-    return StampInputs(pre.images, feats), positions, dropped
+    return StampInputs(images, feats), positions, dropped
+
+
+def _int_keys(values: pd.Series) -> np.ndarray:
+    """``candid`` as int64 with -1 for missing / non-numeric keys (never matched)."""
+    if values.dtype.kind in "iu" and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        return values.to_numpy(dtype=np.int64)
+    num = pd.to_numeric(values, errors="coerce").astype("Int64")
+    return num.to_numpy(dtype=np.int64, na_value=-1)
+
+
+def _first_match(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Position of the first occurrence of each needle in ``haystack`` (-1 when absent or < 0)."""
+    if len(haystack) == 0:
+        return np.full(len(needles), -1, dtype=np.int64)
+    uniq, first = np.unique(haystack, return_index=True)
+    at = np.searchsorted(uniq, needles).clip(0, len(uniq) - 1)
+    found = (uniq[at] == needles) & (needles >= 0)
+    return np.where(found, first[at], -1)
 
 
 def probability_rows(oid: np.ndarray, candid: np.ndarray, probabilities: np.ndarray,
@@ -134,29 +160,35 @@ def classify_alerts(alerts: pd.DataFrame, stamps: pd.DataFrame,
     version = str(getattr(model, "model_version", "unknown"))
     alerts = alerts.reset_index(drop=True)
     is_ast = asteroid_mask(alerts)
-    others = alerts[~is_ast].reset_index(drop=True)
+    # only the columns the steps below read: slicing a wide alerts frame row-wise is costly
+    others = alerts[[c for c in _ALERT_COLUMNS_USED if c in alerts]]
+    if is_ast.any():
+        others = others[~is_ast].reset_index(drop=True)
     inputs, positions, dropped = prepare_inputs(others, stamps)
     probs = model.predict_proba(inputs) if len(inputs) else np.zeros((0, len(CLASSES)))
     classified = others.iloc[positions].reset_index(drop=True)
     reject = sn_rejected_mask(classified, probs)
+    cls_oid = classified["oid"].to_numpy(dtype=object)
+    cls_candid = classified["candid"].to_numpy(dtype=np.int64)
     if reject.any():
         dropped = pd.concat([dropped, pd.DataFrame({
             "oid": classified["oid"].to_numpy()[reject],
             "candid": classified["candid"].to_numpy()[reject],
             "reason": "SN argmax rejected (negative isdiffpos or PS1 star within 1 arcsec)",
         })], ignore_index=True)
-    ast = alerts[is_ast]
-    ast_probs = np.zeros((len(ast), len(CLASSES)))
-    ast_probs[:, CLASSES.index("asteroid")] = 1.0
     keep = ~reject
-    out = probability_rows(
-        np.concatenate([ast["oid"].to_numpy(dtype=object),
-                        classified["oid"].to_numpy(dtype=object)[keep]]),
-        np.concatenate([ast["candid"].to_numpy(dtype=np.int64),
-                        classified["candid"].to_numpy(dtype=np.int64)[keep]]),
-        np.concatenate([ast_probs, probs[keep]]),
-        version,
-    )
+    if is_ast.any():
+        ast = alerts[is_ast]
+        ast_probs = np.zeros((len(ast), len(CLASSES)))
+        ast_probs[:, CLASSES.index("asteroid")] = 1.0
+        out = probability_rows(
+            np.concatenate([ast["oid"].to_numpy(dtype=object), cls_oid[keep]]),
+            np.concatenate([ast["candid"].to_numpy(dtype=np.int64), cls_candid[keep]]),
+            np.concatenate([ast_probs, probs[keep]]),
+            version,
+        )
+    else:
+        out = probability_rows(cls_oid[keep], cls_candid[keep], probs[keep], version)
     if len(dropped):
         log.info("stamp classifier dropped %d alert(s): %s", len(dropped),
                  dropped["reason"].value_counts().to_dict())

@@ -44,8 +44,16 @@ def _resolve_decoder() -> Callable[[bytes], np.ndarray]:
     return decode_stamp
 
 
-def decode_cutout(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
+def decode_cutout(data: bytes | None, decoder: Callable[[bytes], np.ndarray] | None = None
+                  ) -> tuple[np.ndarray | None, str | None]:
     """Decode one cutout, never raising.
+
+    Parameters
+    ----------
+    data : bytes, dict or None
+        Gzipped FITS bytes, or an Avro/Parquet ``{"stampData": ...}`` record.
+    decoder : callable, optional
+        Bytes -> 2-D array; defaults to ``alerce.io.stamps.decode_stamp``.
 
     Returns
     -------
@@ -58,9 +66,7 @@ def decode_cutout(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
         if data is None:
             return None, "missing cutout"
     try:
-        with warnings.catch_warnings():  # astropy's FITS verification chatter on real cutouts
-            warnings.simplefilter("ignore")
-            arr = np.asarray(_resolve_decoder()(data), dtype=np.float32)
+        arr = np.asarray((decoder or _resolve_decoder())(data), dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - any decoding failure becomes a reason
         return None, f"undecodable cutout ({type(exc).__name__}: {exc})"
     return arr, None
@@ -104,20 +110,12 @@ class PreprocessedStamps:
     dropped: pd.DataFrame
 
 
-def stack_cutouts(stamps: pd.DataFrame) -> PreprocessedStamps:
-    """Decode and stack ``[science, template, difference]`` into raw ``(n, 3, 63, 63)`` arrays.
-
-    Samples not shaped 63x63x3 are dropped with a reason (``image_clean_misshaped``).
-    """
-    n = len(stamps)
-    raw = np.empty((n, 3, STAMP_SIZE, STAMP_SIZE), dtype=np.float32)
-    ok = np.ones(n, dtype=bool)
-    reasons: list[str | None] = [None] * n
-    columns = [stamps[c].to_numpy(dtype=object) if c in stamps else np.full(n, None, dtype=object)
-               for c in CHANNELS]
-    for i in range(n):  # one FITS decode per cutout is unavoidable; the math below is vectorized
+def _decode_rows(columns: list[np.ndarray], decoder: Callable[[bytes], np.ndarray],
+                 raw: np.ndarray, ok: np.ndarray, reasons: list[str | None]) -> None:
+    """Fill ``raw[i, ch]`` for every row; mark failures in ``ok`` / ``reasons`` (in place)."""
+    for i in range(len(raw)):  # one FITS decode per cutout is unavoidable; the math is vectorized
         for ch, col in enumerate(columns):
-            arr, reason = decode_cutout(col[i])
+            arr, reason = decode_cutout(col[i], decoder)
             if reason is None and arr.shape != (STAMP_SIZE, STAMP_SIZE):
                 reason = f"misshaped {CHANNELS[ch]} cutout {arr.shape} (expected 63x63)"
             if reason is not None:
@@ -125,11 +123,49 @@ def stack_cutouts(stamps: pd.DataFrame) -> PreprocessedStamps:
                 reasons[i] = f"{CHANNELS[ch]}: {reason}" if "misshaped" not in reason else reason
                 break
             raw[i, ch] = arr
+
+
+def stack_cutouts(stamps: pd.DataFrame) -> PreprocessedStamps:
+    """Decode and stack ``[science, template, difference]`` into raw ``(n, 3, 63, 63)`` arrays.
+
+    Samples not shaped 63x63x3 are dropped with a reason (``image_clean_misshaped``).
+    """
+    n = len(stamps)
+    columns = [stamps[c].to_numpy(dtype=object) if c in stamps else np.full(n, None, dtype=object)
+               for c in CHANNELS]
+    oid = stamps["oid"].to_numpy() if "oid" in stamps else np.full(n, None)
+    candid = stamps["candid"].to_numpy() if "candid" in stamps else np.full(n, None)
+    return stack_cutout_columns(columns, oid, candid)
+
+
+def stack_cutout_columns(columns: list[np.ndarray], oid: np.ndarray, candid: np.ndarray
+                         ) -> PreprocessedStamps:
+    """:func:`stack_cutouts` on plain arrays (no DataFrame in the per-batch path).
+
+    Parameters
+    ----------
+    columns : list of 3 object arrays
+        Cutout bytes of the science, template and difference channels, aligned.
+    oid, candid : arrays
+        Keys of the rows, used for the ``dropped`` frame only.
+    """
+    n = len(columns[0])
+    raw = np.empty((n, 3, STAMP_SIZE, STAMP_SIZE), dtype=np.float32)
+    ok = np.ones(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    decoder = _resolve_decoder()
+    with warnings.catch_warnings():  # astropy's FITS verification chatter on unusual cutouts
+        warnings.simplefilter("ignore")
+        _decode_rows(columns, decoder, raw, ok, reasons)
+    if ok.all():
+        return PreprocessedStamps(images=raw, kept=np.arange(n),
+                                  dropped=pd.DataFrame({"oid": oid[:0], "candid": candid[:0],
+                                                        "reason": np.array([], dtype=object)}))
     kept = np.flatnonzero(ok)
     bad = np.flatnonzero(~ok)
     dropped = pd.DataFrame({
-        "oid": stamps["oid"].to_numpy()[bad] if "oid" in stamps else np.full(len(bad), None),
-        "candid": stamps["candid"].to_numpy()[bad] if "candid" in stamps else np.full(len(bad), None),
+        "oid": np.asarray(oid)[bad],
+        "candid": np.asarray(candid)[bad],
         "reason": [reasons[i] for i in bad],
     })
     return PreprocessedStamps(images=raw[kept], kept=kept, dropped=dropped)
@@ -164,5 +200,5 @@ def preprocess_stamps(stamps: pd.DataFrame) -> PreprocessedStamps:
 
 __all__ = [
     "CHANNELS", "PreprocessedStamps", "crop_center", "decode_cutout", "normalize_per_image",
-    "preprocess_images", "preprocess_stamps", "stack_cutouts", "CROP_START",
+    "preprocess_images", "preprocess_stamps", "stack_cutout_columns", "stack_cutouts", "CROP_START",
 ]
