@@ -15,14 +15,22 @@ already stored (the live case: large stored light curves, few changed rows).
 Baseline for the ratio: the stage totals measured before the optimisation work, on this machine
 (2 shared cores), kept below as "before"; the script prints the current totals and the ratio.
 
-Before (2026-11-25, commit f726268, 10 batches, 9,9xx alerts)::
+Before / after (2026-11-25, 2 shared cores, other jobs running; 4 batches, 3,980 alerts; seconds
+per stage summed over batches; "before" = commit 73d427e's steps/store code, run just before)::
 
-    pass 1 (empty store): load 0.00x s  process ...  (filled in below, see BEFORE)
+                    load_state  process  science  write   total  alerts/s
+    pass1 before        2.14      1.13     4.08    5.39   12.74     312
+    pass1 after         1.20      1.19     5.12*   4.79   12.30     324
+    pass2 before        4.40      1.10     2.97    1.91   10.38     384
+    pass2 after         2.77      1.20     5.38*   1.57   10.92     364
+
+    * science (feature kernels, not touched here) swings 3-6 s between runs on the shared machine;
+      compare load_state and write. Without science: pass1 8.66 -> 7.18 s, pass2 7.41 -> 5.54 s.
 
 Usage::
 
     python benchmarks/bench_pipeline_profile.py [--n-objects 2000] [--batch-size 1000]
-        [--profile pass1|pass2] [--db PATH]
+        [--night DIR] [--seed 1] [--profile pass1|pass2|both] [--db PATH]
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from pathlib import Path
 #: Stage seconds (summed over batches) measured at the start of the work, same machine and
 #: arguments (n_objects=2000, seed=1, batch_size=1000).
 BEFORE = {
-    "pass1": {"load_state": 0.0, "process": 0.0, "science": 0.0, "write": 0.0, "alerts": 0},
-    "pass2": {"load_state": 0.0, "process": 0.0, "science": 0.0, "write": 0.0, "alerts": 0},
+    "pass1": {"load_state": 2.14, "process": 1.13, "science": 4.08, "write": 5.39, "alerts": 3980},
+    "pass2": {"load_state": 4.40, "process": 1.10, "science": 2.97, "write": 1.91, "alerts": 3980},
 }
 
 STAGES = ("load_state", "process", "science", "write")
@@ -55,7 +63,7 @@ def split_batches(batch, size: int):
         part = alerts.iloc[start:start + size]
         cands = set(part["candid"].tolist())
 
-        def rows(df, col="parent_candid"):
+        def rows(df, cands=cands, col="parent_candid"):
             if df is None or not len(df) or col not in df:
                 return df
             return df[df[col].isin(cands)].reset_index(drop=True)
@@ -71,14 +79,17 @@ def split_batches(batch, size: int):
 
 def run_pass(batches, store, config) -> dict[str, float]:
     """Run every batch through the four stages; return seconds per stage (and the alert count)."""
-    from alerce.streams import science
+    from alerce.streams import science, steps
     from alerce.streams.steps import process_alerts
 
+    # as run_batch does (older versions read every column of every state table)
+    columns = getattr(steps, "STATE_COLUMNS", None)
+    kwargs = {"columns": columns} if columns else {}
     t = dict.fromkeys(STAGES, 0.0)
     n = 0
     for batch in batches:
         t0 = time.perf_counter()
-        state = store.load_state(list(batch.oids))
+        state = store.load_state(list(batch.oids), **kwargs)
         t1 = time.perf_counter()
         processed = process_alerts(batch, state)
         t2 = time.perf_counter()
@@ -110,7 +121,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--night", help="existing simulated night directory (skips simulation)")
     parser.add_argument("--db", help="SQLite file to write (default: a temporary file)")
-    parser.add_argument("--profile", choices=("pass1", "pass2"), help="cProfile this pass, print top 40")
+    parser.add_argument("--profile", choices=("pass1", "pass2", "both"), help="cProfile this pass, print top 40")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
@@ -139,13 +150,13 @@ def main() -> None:
 
     results = {}
     for name in ("pass1", "pass2"):
-        if args.profile == name:
+        if args.profile in (name, "both"):
             prof = cProfile.Profile()
             prof.enable()
             results[name] = run_pass(batches, store, config)
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         else:
             results[name] = run_pass(batches, store, config)
     store.close()

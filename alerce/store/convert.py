@@ -189,9 +189,33 @@ def prepare(df: pd.DataFrame, table: sa.Table, guard: str | None = None) -> tupl
     return cols, sub
 
 
+def column_list(series: pd.Series, coltype: sa.types.TypeEngine, *, table: str = "?",
+                column: str | None = None) -> list:
+    """Same values as :func:`column_values`, as a Python list (what ``executemany`` iterates).
+
+    Float, integer and boolean numpy columns take a fast path (``ndarray.tolist`` then ``None`` at
+    the NULL positions); every other column goes through :func:`column_values`.
+    """
+    dtype = series.dtype
+    k = kind(coltype)
+    if isinstance(dtype, np.dtype):
+        if k == "float" and dtype.kind == "f":
+            arr = series.to_numpy(dtype="float64")
+            out = arr.tolist()
+            nan = np.flatnonzero(np.isnan(arr))
+            for i in nan.tolist():
+                out[i] = None
+            return out
+        if k == "int" and (dtype.kind == "i" or (dtype.kind == "u" and dtype.itemsize < 8)):
+            return series.to_numpy().tolist()
+        if k == "bool" and dtype.kind == "b":
+            return series.to_numpy().tolist()
+    return column_values(series, coltype, table=table, column=column).tolist()
+
+
 def to_rows(sub: pd.DataFrame, table: sa.Table, cols: Sequence[str]) -> list[tuple]:
     """Row tuples of plain Python values for ``executemany``."""
-    arrays = [column_values(sub[c], table.c[c].type, table=table.name, column=c) for c in cols]
+    arrays = [column_list(sub[c], table.c[c].type, table=table.name, column=c) for c in cols]
     return list(zip(*arrays, strict=False))
 
 

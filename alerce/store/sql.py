@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .convert import _float_values, column_values, kind
+from .convert import _float_values, column_list, column_values, kind
 
 #: Rows per ``executemany`` call / ``COPY`` chunk.
 DEFAULT_CHUNK_SIZE = 50_000
@@ -67,12 +67,12 @@ def write_executemany(conn: Connection, table: sa.Table, cols: Sequence[str], fr
     try:
         for start in range(0, len(frame), chunk_size):
             part = frame.iloc[start:start + chunk_size]
-            arrays = [column_values(part[c], table.c[c].type, table=table.name, column=c) for c in cols]
+            arrays = [column_list(part[c], table.c[c].type, table=table.name, column=c) for c in cols]
             if sqlite:  # store timestamps as ISO text, as SQLAlchemy does (no sqlite3 default adapter)
                 for i, c in enumerate(cols):
                     if kind(table.c[c].type) == "datetime":
                         arrays[i] = [None if v is None else v.isoformat(" ") for v in arrays[i]]
-            cursor.executemany(sql, list(zip(*arrays, strict=False)))
+            cursor.executemany(sql, zip(*arrays, strict=False))
     finally:
         cursor.close()
     return len(frame)

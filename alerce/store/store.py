@@ -68,6 +68,8 @@ class Store:
         self.url = self._url.render_as_string(hide_password=True)
         self.engine: Engine = create_engine(self._url, busy_timeout=busy_timeout)
         self.backend: str = self.engine.dialect.name
+        if self.backend == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_tuning)
         self.pg_method = pg_method
         self.chunk_size = int(chunk_size)
         self.retries = int(retries)
@@ -217,15 +219,16 @@ class Store:
         names = list(result.keys())
         return frame_from_rows(result.fetchall(), names, table)
 
-    def _state_sql(self, table: sa.Table) -> str:
-        """``SELECT * FROM t WHERE oid IN <one bound list>`` (a JSON array on SQLite, text[] on PG)."""
+    def _state_sql(self, table: sa.Table, names: Sequence[str]) -> str:
+        """``SELECT names FROM t WHERE oid IN <one bound list>`` (a JSON array on SQLite, text[] on PG)."""
         q = self.engine.dialect.identifier_preparer.quote
-        cols = ", ".join(q(c.name) for c in table.columns)
+        cols = ", ".join(q(c) for c in names)
         if self.backend == "postgresql":
             return f"SELECT {cols} FROM {q(table.name)} WHERE oid = ANY(%s)"
         return f"SELECT {cols} FROM {q(table.name)} WHERE oid IN (SELECT value FROM json_each(?))"
 
-    def load_state(self, oids: Iterable[str]) -> dict[str, pd.DataFrame]:
+    def load_state(self, oids: Iterable[str],
+                   columns: Mapping[str, Sequence[str]] | None = None) -> dict[str, pd.DataFrame]:
         """Everything the correction needs for these objects.
 
         Parameters
@@ -233,6 +236,9 @@ class Store:
         oids : iterable of str
             Object ids (duplicates are fine; 10^3-10^4 are read in one query per table, the list
             bound as a single parameter: a JSON array on SQLite, a ``text[]`` on PostgreSQL).
+        columns : mapping of str to sequence of str, optional
+            Read only these columns (in table order) of the named tables, e.g.
+            ``{"forced_photometry": ["oid", "pid", "parent_candid"]}``; other tables are read whole.
 
         Returns
         -------
@@ -243,6 +249,13 @@ class Store:
             float64, int64 (``Int64`` when NULLs are present; ``parent_candid`` always ``Int64``),
             bool (``boolean`` when NULLs are present), str.
         """
+        columns = dict(columns or {})
+        for name, wanted in columns.items():
+            if name not in STATE_TABLES:
+                raise KeyError(f"load_state: {name!r} is not a state table ({', '.join(STATE_TABLES)})")
+            unknown = [c for c in wanted if c not in METADATA.tables[name].c]
+            if unknown:
+                raise KeyError(f"load_state: table {name!r} has no column(s) {unknown}")
         unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
         out: dict[str, pd.DataFrame] = {}
         param: Any = unique if self.backend == "postgresql" else json.dumps(unique)
@@ -253,10 +266,11 @@ class Store:
             try:
                 for name in STATE_TABLES:
                     table = METADATA.tables[name]
-                    names = [c.name for c in table.columns]
+                    wanted = set(columns.get(name, ()))
+                    names = [c.name for c in table.columns if not wanted or c.name in wanted]
                     rows: list = []
                     if unique:
-                        cursor.execute(self._state_sql(table), (param,))
+                        cursor.execute(self._state_sql(table, names), (param,))
                         rows = cursor.fetchall()
                     out[name] = frame_from_rows(rows, names, table)
             finally:
@@ -312,6 +326,21 @@ class Store:
         table = self._table(name)
         with self._connect() as conn, conn.begin():
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+#: SQLite page cache per connection (KiB, negative in the pragma): the primary-key indexes of the
+#: big tables (detection, forced_photometry, feature) stay in memory during bulk upserts.
+SQLITE_CACHE_KIB = 131_072
+
+
+def _sqlite_tuning(dbapi_conn, _record) -> None:
+    """Per-connection SQLite settings that change speed only, never results."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cur.execute("PRAGMA temp_store=MEMORY")
+    finally:
+        cur.close()
 
 
 def _reopen(url: str, options: dict) -> Store:

@@ -17,7 +17,6 @@ import pandas as pd
 from alerce.batch import (
     DATAQUALITY_COLUMNS,
     DETECTION_COLUMNS,
-    FORCED_PHOTOMETRY_COLUMNS,
     GAIA_COLUMNS,
     PS1_COLUMNS,
     REFERENCE_COLUMNS,
@@ -28,6 +27,11 @@ from alerce.batch import (
 
 #: Version string written to ``step_id_corr`` and the ``step`` table.
 CORRECTION_STEP_ID = "alerce.correction 0.1.0"
+
+#: Columns of the stored state :func:`process_alerts` needs, where it needs fewer than all
+#: (``Store.load_state(..., columns=STATE_COLUMNS)``): stored forced photometry is only used to
+#: skip rows already written by an earlier alert.
+STATE_COLUMNS: dict[str, list[str]] = {"forced_photometry": ["oid", "pid", "parent_candid"]}
 
 #: Minimum detections in one band for the feature and light-curve classifier steps (paper: >= 6).
 MIN_DETECTIONS_FOR_FEATURES = 6
@@ -174,19 +178,33 @@ def _changed_rows(result: pd.DataFrame, stored: pd.DataFrame | None, key: list[s
     return result[changed].reset_index(drop=True)
 
 
-def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """PS1 rows of every alert of the objects, with ALeRCE's ``unique1..3`` flags.
 
     ``unique<k>`` is True while the object's alerts all name the same k-th PS1 neighbour.
+    Also returns which rows need a write: the batch's own rows, and stored rows whose flags
+    changed (the other stored rows would be rewritten with the values they already hold).
     """
     new = _alert_rows(alerts, PS1_COLUMNS)
-    rows = pd.concat([f for f in (_frame(stored, new.columns), new) if len(f)], ignore_index=True)
-    rows = rows.drop_duplicates(["oid", "candid"], keep="last")
+    stored = _frame(stored, new.columns)
+    n_stored = len(stored)
+    rows = pd.concat([f for f in (stored, new) if len(f)], ignore_index=True)
+    from_store = np.arange(len(rows)) < n_stored
+    keep = ~rows.duplicated(["oid", "candid"], keep="last").to_numpy()
+    rows, from_store = rows[keep], from_store[keep]
+    write = ~from_store
     for k in (1, 2, 3):
         col = f"objectidps{k}"
         if col in rows:
-            rows[f"unique{k}"] = rows.groupby("oid")[col].transform("nunique").le(1).to_numpy()
-    return rows.reset_index(drop=True)
+            flag = rows.groupby("oid")[col].transform("nunique").le(1).to_numpy()
+            if from_store.any() and f"unique{k}" in rows:
+                old = rows[f"unique{k}"]
+                same = old.notna().to_numpy() & (old.astype("boolean").fillna(False).to_numpy(dtype=bool) == flag)
+                write |= ~same
+            else:
+                write |= True
+            rows[f"unique{k}"] = flag
+    return rows.reset_index(drop=True), write
 
 
 def _hist_rows(alerts: pd.DataFrame, stored_objects: pd.DataFrame,
@@ -206,17 +224,25 @@ def _hist_rows(alerts: pd.DataFrame, stored_objects: pd.DataFrame,
     return _first_per_oid(both, "candid", ascending=False)
 
 
-def _reference_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """One row per (oid, rfid), from the earliest alert that used that reference image."""
+def _reference_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per (oid, rfid), from the earliest alert that used that reference image.
+
+    Also returns which rows need a write: those not kept from the store (a kept stored row would
+    be rewritten with the values it already holds).
+    """
     new = _alert_rows(alerts, [c for c in REFERENCE_COLUMNS if c not in ("mjdstartref", "mjdendref")])
     new["mjdstartref"] = alerts["jdstartref"].to_numpy() - 2400000.5 if "jdstartref" in alerts else np.nan
     new["mjdendref"] = alerts["jdendref"].to_numpy() - 2400000.5 if "jdendref" in alerts else np.nan
     new = new[new["rfid"].notna()]
-    rows = pd.concat([f for f in (_frame(stored, new.columns), new) if len(f)], ignore_index=True)
+    stored = _frame(stored, new.columns)
+    rows = pd.concat([f for f in (stored, new) if len(f)], ignore_index=True)
     if not len(rows):
-        return rows
+        return rows, np.zeros(0, dtype=bool)
+    rows["_from_store"] = np.arange(len(rows)) < len(stored)
     rows = rows.sort_values(["oid", "rfid", "candid"], kind="mergesort")
-    return rows.drop_duplicates(["oid", "rfid"], keep="first").reset_index(drop=True)
+    rows = rows.drop_duplicates(["oid", "rfid"], keep="first").reset_index(drop=True)
+    write = ~rows.pop("_from_store").to_numpy(dtype=bool)
+    return rows, write
 
 
 def _earlier_parents(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame | None:
@@ -284,10 +310,10 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
     dets = _merge_detections(stored_dets, batch.detections)
     nd = _merge_non_detections(state.get("non_detection"), batch.non_detections)
 
-    ps1 = _ps1_rows(alerts, state.get("ps1_ztf"))
+    ps1, ps1_write = _ps1_rows(alerts, state.get("ps1_ztf"))
     first_ps1 = _first_per_oid(ps1, "candid", ascending=True)[["oid", "sgscore1", "distpsnr1"]]
     hist = _hist_rows(alerts, state.get("object"), stored_dets)
-    reference = _reference_rows(alerts, state.get("reference"))
+    reference, reference_write = _reference_rows(alerts, state.get("reference"))
 
     result = correct_lightcurves(dets, nd, ps1=first_ps1, hist=hist,
                                  reference=reference[["oid", "rfid", "mjdendref"]])
@@ -317,10 +343,10 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
                                    ["corrected", "dubious", "has_stamp", "parent_candid"]),
         "non_detection": new_nd,
         "forced_photometry": fp,
-        "ps1_ztf": ps1,
+        "ps1_ztf": ps1[ps1_write],
         "ss_ztf": _alert_rows(last, SS_COLUMNS),
         "gaia_ztf": _alert_rows(last, GAIA_COLUMNS),
-        "reference": reference,
+        "reference": reference[reference_write] if len(reference) else reference,
         "dataquality": _alert_rows(alerts, DATAQUALITY_COLUMNS),
     }
     tables = {name: df for name, df in tables.items() if df is not None and len(df)}
@@ -353,7 +379,7 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
         return summary
     try:
         store = _cached_store(config.store_url)
-        state = store.load_state(list(batch.oids))
+        state = store.load_state(list(batch.oids), columns=STATE_COLUMNS)
         processed = process_alerts(batch, state)
         tables = processed.tables
         tables.update(run_science_steps(batch, processed, state, config))
