@@ -342,6 +342,23 @@ def test_load_state_returns_only_the_requested_objects_with_dtypes(store):
     assert empty["detection"]["candid"].dtype == np.int64
 
 
+def test_load_state_column_subset(store):
+    tables = make_tables(seed=2)
+    store.write(tables)
+    oids = list(tables["object"]["oid"][:2])
+    state = store.load_state(oids, columns={"detection": ["oid", "candid", "parent_candid"]})
+    assert list(state["detection"].columns) == ["oid", "candid", "parent_candid"]
+    full = store.load_state(oids)["detection"]
+    pd.testing.assert_frame_equal(
+        state["detection"].sort_values(["oid", "candid"]).reset_index(drop=True),
+        full[["oid", "candid", "parent_candid"]].sort_values(["oid", "candid"]).reset_index(drop=True))
+    assert list(state["object"].columns) == list(METADATA.tables["object"].c.keys())
+    with pytest.raises(KeyError):
+        store.load_state(oids, columns={"detection": ["oid", "no_such_column"]})
+    with pytest.raises(KeyError):
+        store.load_state(oids, columns={"no_such_table": ["oid"]})
+
+
 def test_load_state_many_objects(store):
     det = make_detections(n_obj=3000, n_per=2, seed=5)
     store.write({"detection": det})
