@@ -74,6 +74,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=350.0, help="alerts/s produced")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to produce")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--store", default=None,
+                        help="store URL (default: a SQLite file in a temporary directory); "
+                             "'postgresql' starts a throw-away PostgreSQL server")
+    parser.add_argument("--no-features", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
@@ -90,6 +94,7 @@ def main() -> None:
     print(f"simulated {len(payloads)} alerts, {sum(map(len, payloads)) / 1e6:.1f} MB")
     broker = TansuBroker(tmp)
     broker.start()
+    pg = None
     try:
         # 1. consume throughput
         topic = "bench_consume"
@@ -124,7 +129,13 @@ def main() -> None:
             from alerce.streams.cluster import warm_up
 
             warm_up(client)
-            url = f"sqlite:///{tmp / 'live.db'}"
+            url = args.store or f"sqlite:///{tmp / 'live.db'}"
+            if url == "postgresql":
+                from pg import PgServer, find_pg_bin
+
+                pg = PgServer(find_pg_bin())
+                pg.start()
+                url = pg.url(pg.create_database())
             producer = threading.Thread(target=_producer, daemon=True)
             t0 = time.perf_counter()
             producer.start()
@@ -132,7 +143,7 @@ def main() -> None:
                              batch_size=args.batch_size, poll_timeout=0.5, idle_timeout=5,
                              consumer_settings={"session_timeout_ms": 6000,
                                                 "heartbeat_interval_ms": 500},
-                             handle_signals=False)
+                             handle_signals=False, features=not args.no_features)
             producer.join()
             wall = time.perf_counter() - t0 - 5.0  # minus the idle timeout that ends the run
         lat = np.array(summary.latencies)
@@ -144,6 +155,8 @@ def main() -> None:
         close_producers()
     finally:
         broker.stop()
+        if pg is not None:
+            pg.stop()
 
 
 if __name__ == "__main__":
