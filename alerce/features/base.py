@@ -71,6 +71,11 @@ class PackedLightCurves:
     def __len__(self) -> int:
         return len(self.oids)
 
+    def column(self, name: str) -> np.ndarray:
+        """A packed array as the C-contiguous dtype kernels take (int64 offsets, float64 data)."""
+        dtype = np.int64 if name.endswith("offsets") else np.float64
+        return np.ascontiguousarray(getattr(self, name), dtype=dtype)
+
 
 class FeatureFamily:
     """One family of features (light-curve-python style).

@@ -125,8 +125,8 @@ class FoldedKimFamily(FeatureFamily):
         if len(lc) == 0:
             return np.empty((0, len(self.names)))
         return _folded_kernel(
-            np.ascontiguousarray(lc.time, dtype=np.float64),
-            np.ascontiguousarray(lc.mag, dtype=np.float64),
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("time"),
+            lc.column("mag"),
+            lc.column("band_offsets"),
             periods,
         )

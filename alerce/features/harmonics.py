@@ -192,10 +192,10 @@ class HarmonicsFamily(FeatureFamily):
         if len(lc) == 0:
             return np.empty((0, len(self.names)))
         return _harmonics_kernel(
-            np.ascontiguousarray(lc.time, dtype=np.float64),
-            np.ascontiguousarray(lc.mag, dtype=np.float64),
-            np.ascontiguousarray(lc.err, dtype=np.float64),
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("time"),
+            lc.column("mag"),
+            lc.column("err"),
+            lc.column("band_offsets"),
             periods,
             self.n_harmonics,
         )

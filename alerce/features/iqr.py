@@ -64,7 +64,7 @@ class IQRFamily(FeatureFamily):
     def compute(self, lc: PackedLightCurves, context: dict[str, np.ndarray]) -> np.ndarray:
         """Return ``(len(lc), len(bands))`` float64 interquartile ranges."""
         return _iqr_kernel(
-            np.ascontiguousarray(lc.mag, dtype=np.float64),
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("mag"),
+            lc.column("band_offsets"),
             band_index_map(lc.bands, self.bands), self.min_points,
         )

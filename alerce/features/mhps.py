@@ -285,10 +285,10 @@ class MHPSFamily(FeatureFamily):
     def compute(self, lc: PackedLightCurves, context: dict[str, np.ndarray]) -> np.ndarray:
         """Return ``(len(lc), 5 * len(bands))`` float64 features."""
         return _mhps_kernel(
-            np.ascontiguousarray(lc.time, dtype=np.float64),
-            np.ascontiguousarray(lc.mag, dtype=np.float64),
-            np.ascontiguousarray(lc.err, dtype=np.float64),
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("time"),
+            lc.column("mag"),
+            lc.column("err"),
+            lc.column("band_offsets"),
             band_index_map(lc.bands, self.bands),
             self.t1, self.t2, self.dt, self.mag0, self.epsilon,
         )

@@ -816,7 +816,7 @@ class PeriodFamily(FeatureFamily):
             time,
             mag,
             err,
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("band_offsets"),
             self.freqs,
             self._step_ids,
             self._steps,

@@ -726,7 +726,7 @@ class TurboFatsFamily(FeatureFamily):
         """Return ``(len(lc), len(features) * len(bands))`` float64 features (NaN where not computable)."""
         full = _turbofats_kernel(
             _as_f64(lc.time), _as_f64(lc.mag), _as_f64(lc.err),
-            np.ascontiguousarray(lc.band_offsets, dtype=np.int64),
+            lc.column("band_offsets"),
             band_index_map(lc.bands, self.bands), self.min_points, SF_BIN_EDGES,
             self.iar_xatol, self.iar_maxiter, self._want,
         )
