@@ -22,6 +22,7 @@ def _replay(args: argparse.Namespace) -> int:
             features=not args.no_features,
             stamp_classifier=args.stamps,
             lc_classifier=args.lc_classifier,
+            xmatch_catalog=args.xmatch_catalog,
             dead_letter=args.dead_letter,
             progress=not args.no_progress,
         )
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-features", action="store_true", help="skip the feature step")
     r.add_argument("--stamps", action="store_true", help="run the stamp classifier (needs torch)")
     r.add_argument("--lc-classifier", action="store_true", help="run the light-curve classifier")
+    r.add_argument("--xmatch-catalog", help="HEALPix catalog to cross-match objects with (1 arcsec)")
     r.add_argument("--dead-letter", help="directory for undecodable packets")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_gateway_arguments(r)

@@ -189,3 +189,38 @@ def test_same_replay_into_sqlite_and_postgresql_gives_identical_tables(tmp_path,
             fb = b.read_table(name).sort_values(key).reset_index(drop=True)
             assert len(fa) > 0, name
             pd.testing.assert_frame_equal(fa, fb, check_dtype=False, obj=name)
+
+
+def test_crossmatch_node_fills_xmatch_and_feeds_wise_colours(tmp_path, dask_client):
+    """A local AllWISE-like catalog with a source on each of a few objects: xmatch/allwise rows are
+    stored and the W1-W2 ... features equal the catalog magnitudes minus the objects' mean g/r."""
+    from alerce.xmatch import build_catalog
+
+    files = _series_files()
+    first = f"sqlite:///{tmp_path / 'pos.db'}"
+    replay(files, store=first, client=dask_client, features=False)
+    with Store(first) as st:
+        obj = st.read_table("object")
+    cat = pd.DataFrame({
+        "designation": ["J000", "JFAR"],
+        "ra": [obj["meanra"].iloc[0] + 0.2 / 3600, obj["meanra"].iloc[0] + 0.1],  # 0.2" and far away
+        "dec": [obj["meandec"].iloc[0], obj["meandec"].iloc[0]],
+        "w1mpro": [14.0, 10.0], "w2mpro": [13.2, 10.0], "w3mpro": [11.5, 10.0],
+        "w1sigmpro": 0.03, "w2sigmpro": 0.03, "w3sigmpro": 0.1, "w4mpro": 9.0, "w4sigmpro": 0.2,
+    })
+    (tmp_path / "cat").mkdir()
+    cat.to_csv(tmp_path / "cat" / "allwise.csv", index=False)
+    build_catalog([tmp_path / "cat" / "allwise.csv"], tmp_path / "allwise", "ra", "dec", "designation",
+                  nside=8, name="allwise", kind="allwise")
+    url = f"sqlite:///{tmp_path / 'xm.db'}"
+    s = replay(files, store=url, client=dask_client, features=True,
+               xmatch_catalog=str(tmp_path / "allwise"))
+    assert not s.errors, s.errors[:1]
+    with Store(url) as st:
+        xm = st.read_table("xmatch")
+        aw = st.read_table("allwise")
+        feats = st.read_table("feature")
+    assert xm["oid_catalog"].tolist() == ["J000"] and xm["dist"].iloc[0] < 1.0
+    assert aw["oid_catalog"].tolist() == ["J000"]
+    w = feats[feats["name"] == "W1-W2"]
+    assert len(w) == 1 and w["value"].iloc[0] == pytest.approx(14.0 - 13.2)

@@ -211,6 +211,7 @@ def replay(
     features: bool = True,
     stamp_classifier: bool = False,
     lc_classifier: bool = False,
+    xmatch_catalog: str | None = None,
     dead_letter: str | None = None,
     progress: bool = False,
 ) -> ReplaySummary:
@@ -234,6 +235,8 @@ def replay(
         Batches submitted but not finished before the source blocks (default ``2 * n_lanes``).
     features, stamp_classifier, lc_classifier : bool
         Science steps to run after the correction.
+    xmatch_catalog : str, optional
+        HEALPix catalog directory to cross-match objects with (1 arcsec, nearest source).
     dead_letter : str, optional
         Directory where undecodable or failed packets are written with their reason.
     progress : bool
@@ -247,7 +250,7 @@ def replay(
         work_items(sources, batch_size), store, client=client, scheduler=scheduler,
         n_lanes=n_lanes, max_in_flight=max_in_flight, features=features,
         stamp_classifier=stamp_classifier, lc_classifier=lc_classifier,
-        dead_letter=dead_letter, progress=progress,
+        xmatch_catalog=xmatch_catalog, dead_letter=dead_letter, progress=progress,
     )
 
 
@@ -262,12 +265,13 @@ def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None
                    scheduler: str | None = None, n_lanes: int | None = None,
                    max_in_flight: int | None = None, features: bool = True,
                    stamp_classifier: bool = False, lc_classifier: bool = False,
-                   dead_letter: str | None = None, progress: bool = False) -> ReplaySummary:
+                   xmatch_catalog: str | None = None, dead_letter: str | None = None,
+                   progress: bool = False) -> ReplaySummary:
     """Push work items through :func:`build_pipeline` and wait for all of them."""
     from alerce.store import Store
 
     config = PipelineConfig(store_url=store, features=features, stamp_classifier=stamp_classifier,
-                            lc_classifier=lc_classifier)
+                            lc_classifier=lc_classifier, xmatch_catalog=xmatch_catalog)
     with Store(store) as st:  # create the schema once, before workers race to do it
         before = st.count("object")
     summary = ReplaySummary()

@@ -14,8 +14,23 @@ from alerce.batch import AlertBatch
 FEATURE_VERSION = "alerce.features 0.1.0"
 
 
-def feature_step(processed) -> dict[str, pd.DataFrame]:
-    """Features of the objects with >= 6 detections in g or r (``feature`` rows + ``_features``)."""
+def xmatch_step(processed, catalog: str, radius_arcsec: float) -> dict[str, pd.DataFrame]:
+    """Cross-match the batch's objects with a local catalog (``xmatch``/``allwise`` rows + ``_wise``)."""
+    from alerce.xmatch import crossmatch_tables, wise_metadata
+
+    objects = processed.objects[["oid", "meanra", "meandec"]]
+    tables = crossmatch_tables(objects, catalog, radius_arcsec=radius_arcsec, nearest=True)
+    out = {name: frame for name, frame in tables.items() if len(frame)}
+    if len(tables["xmatch"]) and len(tables["allwise"]):
+        out["_wise"] = wise_metadata(tables["xmatch"], tables["allwise"])
+    return out
+
+
+def feature_step(processed, wise: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Features of the objects with >= 6 detections in g or r (``feature`` rows + ``_features``).
+
+    ``wise`` (``oid, W1mag, W2mag, W3mag``) feeds the AllWISE colour features.
+    """
     from alerce.features import extract_features, feature_rows
     from alerce.streams.steps import objects_with_enough_detections
 
@@ -27,6 +42,8 @@ def feature_step(processed) -> dict[str, pd.DataFrame]:
     nd = nd[nd["oid"].isin(oids)] if len(nd) else nd
     meta_cols = [c for c in ("oid", "corrected", "sgscore1") if c in processed.objects.columns]
     metadata = processed.objects[meta_cols].set_index("oid").loc[oids]
+    if wise is not None and len(wise):
+        metadata = metadata.join(wise.set_index("oid"), how="left")
     features = extract_features(dets, nd, metadata=metadata)
     if not len(features):
         return {}
@@ -60,8 +77,10 @@ def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     if config.stamp_classifier:
         _merge(out, stamp_step(batch, state))
+    if config.xmatch_catalog:
+        _merge(out, xmatch_step(processed, config.xmatch_catalog, config.xmatch_radius))
     if config.features:
-        _merge(out, feature_step(processed))
+        _merge(out, feature_step(processed, out.get("_wise")))
     if config.lc_classifier and "_features" in out:
         _merge(out, lc_classifier_step(out["_features"]))
     return {k: v for k, v in out.items() if not k.startswith("_")}

@@ -61,6 +61,10 @@ class PipelineConfig:
         Classify objects whose features were computed with the light-curve classifier.
     output : OutputConfig, optional
         Publish one annotated message per processed alert once it is stored.
+    xmatch_catalog : str, optional
+        Directory of a HEALPix catalog (``alerce catalog build``) cross-matched with the batch's
+        objects (``xmatch_radius`` arcsec, nearest source); an AllWISE-like catalog also fills
+        ``allwise`` and feeds the W1/W2/W3 colour features.
     """
 
     store_url: str = "sqlite:///alerce.db"
@@ -68,6 +72,8 @@ class PipelineConfig:
     stamp_classifier: bool = False
     lc_classifier: bool = False
     output: OutputConfig | None = None
+    xmatch_catalog: str | None = None
+    xmatch_radius: float = 1.0
 
 
 @dataclass
