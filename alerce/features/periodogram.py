@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from alerce.features.base import BANDS, FeatureFamily, PackedLightCurves
+from alerce.features.trig import sincos_cycles
 
 __all__ = [
     "PeriodFamily",
@@ -70,7 +71,6 @@ POWER_RATE_NAMES: tuple[str, ...] = (
     "Power_rate_4",
 )
 
-_TWO_PI = 2.0 * math.pi
 #: numba options of the AoV kernels: no zero-division checks (the AoV algebra then vectorizes)
 #: and reassociation for vectorized reductions.
 _KERNEL_OPTIONS = {
@@ -195,10 +195,7 @@ def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out, zero):
     rs = np.full((ns, n), zero)
     for s in range(ns):
         for i in range(n):
-            x = steps[s] * t[i]
-            x = _TWO_PI * (x - math.floor(x))
-            rc[s, i] = math.cos(x)
-            rs[s, i] = math.sin(x)
+            rc[s, i], rs[s, i] = sincos_cycles(steps[s] * t[i])
     # the state is sqrt(w) (cos, sin): w c^2 and w c s are then plain products (one FMA each)
     c = np.full(n, zero)
     sn = np.full(n, zero)
@@ -219,10 +216,9 @@ def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out, zero):
             # exact cos/sin every RESEED frequencies, rotations in between
             f = freqs[k0]
             for i in range(n):
-                x = f * t[i]
-                x = _TWO_PI * (x - math.floor(x))
-                c[i] = sq64[i] * math.cos(x)
-                sn[i] = sq64[i] * math.sin(x)
+                cx, sx = sincos_cycles(f * t[i])
+                c[i] = sq64[i] * cx
+                sn[i] = sq64[i] * sx
         kb = min(_BLOCK, m - k0)
         for q in range(kb):
             sid = step_ids[k0 + q]  # (2-D indexing: a row view would cost a refcount per frequency)
@@ -280,10 +276,7 @@ def _band_aov_fine(t, w, wy, fine, out):
     f = fine[0]
     sw = 0.0
     for i in range(n):
-        x = f * t[i]
-        x = _TWO_PI * (x - math.floor(x))
-        c[i] = math.cos(x)
-        sn[i] = math.sin(x)
+        c[i], sn[i] = sincos_cycles(f * t[i])
         sw += w[i]
     nd = 0
     dvals = np.empty(m)
@@ -315,10 +308,7 @@ def _band_aov_fine(t, w, wy, fine, out):
             if j == nd:
                 dvals[nd] = d
                 for i in range(n):
-                    x = d * t[i]
-                    x = _TWO_PI * (x - math.floor(x))
-                    rc[nd, i] = math.cos(x)
-                    rs[nd, i] = math.sin(x)
+                    rc[nd, i], rs[nd, i] = sincos_cycles(d * t[i])
                 nd += 1
             rcr = rc[j]
             rsr = rs[j]
