@@ -777,3 +777,15 @@ def test_single_precision_features_match_double_on_ztf(ztf_periodic):
         col = f"Period_band_{band}"
         both_nan = single[col].isna() & double[col].isna()
         assert ((_relative(single[col], double[col]) <= 1e-6) | both_nan).mean() >= 0.9
+
+
+def test_sincos_cycles_matches_numpy():
+    from alerce.features.trig import sincos_cycles
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-3e4, 3e4, 20000), np.arange(-8, 9) / 8.0,
+                        np.arange(-8, 9) / 8.0 + 1e-12, [0.0, -0.0, 0.125, 0.375]])
+    got = np.array([sincos_cycles(v) for v in x])
+    frac = x - np.floor(x)  # reduce first, as numpy's cos(2 pi x) would lose digits for |x| ~ 1e4
+    np.testing.assert_allclose(got[:, 0], np.cos(2 * np.pi * frac), rtol=0, atol=2e-15)
+    np.testing.assert_allclose(got[:, 1], np.sin(2 * np.pi * frac), rtol=0, atol=2e-15)

@@ -329,3 +329,38 @@ def test_broker_restart_keeps_the_pipeline_going(tmp_path, dask_client):
     finally:
         close_producers()
         b.stop()
+
+
+def test_batches_in_flight_are_bounded_and_held_back_messages_coalesce(broker, dask_client, tmp_path):
+    """While ``max_batches_in_flight`` batches run, polled messages wait in one pending batch."""
+    from alerce.simulate import simulate
+    from alerce.streams.kafka import AlertConsumer
+    from alerce.streams.live import LivePipeline
+    from alerce.streams.steps import PipelineConfig
+
+    simulate(tmp_path / "night", n_objects=40, seed=3)
+    payloads = [p.read_bytes() for p in sorted((tmp_path / "night").rglob("*.avro"))]
+    topic = new_topic(broker)
+    produce_packets(broker.bootstrap, topic, payloads)
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    Store(url).close()
+    consumer = AlertConsumer(broker.bootstrap, topic, f"g-{uuid.uuid4().hex[:6]}", **FAST_GROUP)
+    pipe = LivePipeline(consumer, dask_client, PipelineConfig(store_url=url, features=False),
+                        batch_size=25, poll_timeout=0.2, max_batches_in_flight=1)
+    held_back = 0
+    deadline = time.monotonic() + 120
+    while (pipe.summary.alerts + pipe.summary.bad_alerts < len(payloads)
+           and time.monotonic() < deadline):
+        pipe.step()
+        assert pipe._batches_in_flight() <= 1
+        assert len(pipe._pending[0]) <= 25
+        held_back += bool(pipe._pending[0])
+        assert pipe.in_flight() >= bool(pipe._pending[0])
+    pipe.run(idle_timeout=1)  # drain and close
+    assert pipe.summary.alerts == len(payloads) and pipe.summary.bad_alerts == 0
+    assert held_back > 0                                     # messages did wait for room
+    assert pipe.summary.batches <= -(-len(payloads) // 25) + 1
+    assert set(pipe.summary.stages) >= {"load", "process", "write"}
+    with Store(url) as st:
+        det = st.read_table("detection", columns=["candid", "has_stamp"])
+    assert int(det["has_stamp"].astype(bool).sum()) == len(payloads)

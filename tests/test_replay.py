@@ -224,3 +224,60 @@ def test_crossmatch_node_fills_xmatch_and_feeds_wise_colours(tmp_path, dask_clie
     assert aw["oid_catalog"].tolist() == ["J000"]
     w = feats[feats["name"] == "W1-W2"]
     assert len(w) == 1 and w["value"].iloc[0] == pytest.approx(14.0 - 13.2)
+
+
+def test_lanes_prefer_round_robin_workers_and_tasks_use_one_numba_thread(dask_client):
+    from alerce.streams.nodes import lane_workers
+    from alerce.streams.science import numba_threads
+
+    workers = sorted(dask_client.scheduler_info()["workers"])
+    prefs = lane_workers(dask_client, 5)
+    assert [p[0] for p in prefs] == [workers[i % len(workers)] for i in range(5)]
+
+    def threads_in_task():
+        import numba
+
+        with numba_threads(None):
+            inside = numba.get_num_threads()
+        return inside, numba.get_num_threads()
+
+    inside, after = dask_client.submit(threads_in_task, pure=False).result()
+    assert inside == 1                       # nested OpenMP threads would oversubscribe the cores
+    import numba
+
+    assert after == numba.config.NUMBA_NUM_THREADS  # restored
+    before = numba.get_num_threads()
+    with numba_threads(None):                # outside a worker: unchanged
+        assert numba.get_num_threads() == before
+    with numba_threads(1):                   # explicit
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+
+
+def test_decode_work_drops_stamps_when_no_step_needs_them(tmp_path):
+    from alerce.simulate import simulate
+    from alerce.streams.replay import decode_work
+
+    simulate(tmp_path / "night", n_objects=5, seed=2)
+    files = [str(p) for p in sorted((tmp_path / "night").rglob("*.avro"))]
+    with_stamps = decode_work(("files", files))
+    without = decode_work(("files", files), keep_stamps=False)
+    assert len(with_stamps.stamps) == len(files) and len(without.stamps) == 0
+    assert without.alerts["candid"].tolist() == with_stamps.alerts["candid"].tolist()
+    # the detection flag that marks an alert's own row does not depend on the cutouts
+    assert without.detections["has_stamp"].sum() == with_stamps.detections["has_stamp"].sum() == len(files)
+
+
+def test_run_batch_reports_seconds_per_stage(tmp_path):
+    from alerce.simulate import simulate
+    from alerce.streams.replay import decode_work
+    from alerce.streams.steps import BatchSummary, PipelineConfig, run_batch
+
+    simulate(tmp_path / "night", n_objects=5, seed=2)
+    files = [str(p) for p in sorted((tmp_path / "night").rglob("*.avro"))]
+    batch = decode_work(("files", files), keep_stamps=False)
+    s = run_batch(batch, PipelineConfig(store_url=f"sqlite:///{tmp_path / 's.db'}", features=True))
+    assert not s.errors and set(s.stages) == {"load", "process", "science", "write"}
+    assert all(v >= 0 for v in s.stages.values()) and sum(s.stages.values()) <= s.seconds
+    both = s + BatchSummary(stages={"load": 1.0, "output": 2.0})
+    assert both.stages["load"] == s.stages["load"] + 1.0 and both.stages["output"] == 2.0

@@ -41,6 +41,8 @@ class LiveSummary:
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    #: worker seconds per stage of the stored batches (see ``BatchSummary.stages``)
+    stages: dict[str, float] = field(default_factory=dict)
 
     def format(self) -> str:
         rate = self.alerts / self.elapsed if self.elapsed else 0.0
@@ -74,6 +76,11 @@ class LivePipeline:
         Seconds a poll waits for messages before a partial batch is sent.
     n_lanes, max_in_flight : int, optional
         As in :func:`~alerce.streams.replay.replay`.
+    max_batches_in_flight : int
+        Batches submitted but not yet stored before new messages are held back. While the
+        cluster is busy, polled messages accumulate (up to ``batch_size``) into the next batch:
+        batches stay small (low latency) under light load and grow under heavy load, where larger
+        batches amortize the per-batch cost of loading state, correcting and writing.
     dead_letter : str, optional
         Directory for poison packets (written before their offsets are committed).
     max_attempts : int or None
@@ -83,12 +90,14 @@ class LivePipeline:
 
     def __init__(self, consumer: AlertConsumer, client, config: PipelineConfig, *, batch_size: int = 1000,
                  poll_timeout: float = 1.0, n_lanes: int | None = None, max_in_flight: int | None = None,
-                 dead_letter: str | None = None, max_attempts: int | None = None,
+                 max_batches_in_flight: int = 2, dead_letter: str | None = None, max_attempts: int | None = None,
                  retry_backoff: float = 1.0, archive: str | None = None):
         self.consumer, self.client, self.config = consumer, client, config
         self.batch_size, self.poll_timeout = batch_size, poll_timeout
         self.dead_letter, self.max_attempts, self.retry_backoff = dead_letter, max_attempts, retry_backoff
         self.archive = archive
+        self.max_batches_in_flight = max(1, int(max_batches_in_flight))
+        self._pending: tuple[list, list[MessageRef]] = ([], [])
         lanes = n_lanes or max(1, sum(client.nthreads().values()))
         self.summary = LiveSummary()
         self._fifo: collections.deque[_InFlight] = collections.deque()
@@ -123,6 +132,8 @@ class LivePipeline:
         else:
             s: BatchSummary = result
             self.summary.alerts += s.alerts
+            for stage, seconds in s.stages.items():
+                self.summary.stages[stage] = self.summary.stages.get(stage, 0.0) + seconds
             self.summary.bad_alerts += s.bad_alerts
             if s.dead_letters:
                 self._write_dead_letters(s.dead_letters)
@@ -153,19 +164,44 @@ class LivePipeline:
             self._emit(entry)
 
     def step(self) -> int:
-        """Poll once, submit the batch, re-submit due retries, commit; return messages read."""
+        """Poll once, submit a batch if the cluster has room, re-submit due retries, commit.
+
+        Returns the number of messages read.
+        """
         self._emit_due_retries()
-        packets, refs = self.consumer.poll_batch(self.batch_size, self.poll_timeout)
-        if packets:
-            self.summary.messages += len(packets)
-            self._emit(_InFlight(("packets", packets), refs))
+        pending_packets, pending_refs = self._pending
+        room = self.batch_size - len(pending_packets)
+        n = 0
+        if room > 0:
+            # while a batch is held back, poll briefly so that it leaves as soon as there is room
+            timeout = min(self.poll_timeout, 0.05) if pending_packets else self.poll_timeout
+            packets, refs = self.consumer.poll_batch(room, timeout)
+            n = len(packets)
+            self.summary.messages += n
+            pending_packets.extend(packets)
+            pending_refs.extend(refs)
+        else:
+            time.sleep(0.01)  # full batch waiting for room: the rest stays in Kafka
+        if pending_packets and self._batches_in_flight() < self.max_batches_in_flight:
+            self._flush_pending()
         committed = self.consumer.commit()
         self.summary.commits += bool(committed)
-        return len(packets)
+        return n
+
+    def _flush_pending(self) -> None:
+        packets, refs = self._pending
+        if packets:
+            self._pending = ([], [])
+            self._emit(_InFlight(("packets", packets), refs))
+
+    def _batches_in_flight(self) -> int:
+        with self._lock:
+            return len(self._fifo)
 
     def in_flight(self) -> int:
+        """Batches submitted, waiting for a retry or held back (messages polled, not stored)."""
         with self._lock:
-            return len(self._fifo) + len(self._retry)
+            return len(self._fifo) + len(self._retry) + bool(self._pending[0])
 
     def stop(self) -> None:
         """Ask the loop to stop after the current step (signal-safe)."""
@@ -190,6 +226,7 @@ class LivePipeline:
                 if idle_timeout is not None and not self.in_flight() and \
                         time.monotonic() - last_message > idle_timeout:
                     break
+            self._flush_pending()
             deadline = time.monotonic() + drain_timeout
             while self.in_flight() and time.monotonic() < deadline:
                 self._emit_due_retries()

@@ -80,14 +80,32 @@ class process_by_lane(_ClientNode):
 
     def update(self, x, who=None, metadata=None):
         c = self.client
+        workers = lane_workers(c, self.n_lanes)
         lanes = []
         for lane in range(self.n_lanes):
+            # the split runs where the decoded batch is; the lane's work on the lane's worker
             part = c.submit(select_lane, x, lane, self.n_lanes, pure=False)
             fut = c.submit(self.func, part, *self.args, prev=self.previous[lane], pure=False,
-                           **self.kwargs)
+                           workers=workers[lane], allow_other_workers=True, **self.kwargs)
             self.previous[lane] = fut
             lanes.append(fut)
         return self._emit(c.submit(combine, *lanes, pure=False), metadata=metadata)
+
+
+def lane_workers(client, n_lanes: int) -> list[list[str] | None]:
+    """Preferred worker of each lane: lanes are dealt round-robin over the current workers.
+
+    Without a preference, Dask runs every lane of a batch on the worker that decoded it (data
+    locality), leaving the other workers idle until work stealing kicks in. The preference is
+    loose (``allow_other_workers``): a lane moves on when its worker leaves the cluster.
+    """
+    try:
+        names = sorted(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - no information yet: no preference
+        names = []
+    if not names:
+        return [None] * n_lanes
+    return [[names[lane % len(names)]] for lane in range(n_lanes)]
 
 
 class BatchFailed:

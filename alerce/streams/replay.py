@@ -87,20 +87,24 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
-def decode_work(item: tuple[str, list], archive: str | None = None) -> AlertBatch:
+def decode_work(item: tuple[str, list], archive: str | None = None,
+                keep_stamps: bool = True) -> AlertBatch:
     """Dask task: turn a work item into an :class:`AlertBatch`.
 
     ``("files", [paths or URLs])`` reads the files on the worker; ``("parquet", [paths])`` reads
     Parquet files of alerts; ``("packets", [Packet, ...])`` decodes packets read on the client
     (tarball members, Kafka messages), archiving their raw bytes under ``archive`` if given.
+    ``keep_stamps=False`` drops the cutouts (most of an alert's bytes) when no step needs them,
+    so they are not shipped between workers.
     """
     from alerce.io import decode_packets, iter_packets, read_parquet_alerts
 
     kind, payload = item
     if kind == "parquet":
-        return AlertBatch.concat(read_parquet_alerts(p) for p in payload)
+        batch = AlertBatch.concat(read_parquet_alerts(p) for p in payload)
+        return batch if keep_stamps else batch.without_stamps()
     packets = list(iter_packets(payload)) if kind == "files" else payload
-    batch = decode_packets(packets)
+    batch = decode_packets(packets, keep_stamps=keep_stamps)
     if archive and kind == "packets":
         from alerce.streams.archive import archive_packets
 
@@ -192,7 +196,7 @@ def build_pipeline(source: Stream, client, config: PipelineConfig, *, n_lanes: i
     ``source`` must emit work items (see :func:`decode_work`).
     """
     return (
-        source.submit(client, decode_work, archive=archive)
+        source.submit(client, decode_work, archive=archive, keep_stamps=config.stamp_classifier)
         .process_by_lane(client, n_lanes, run_batch, config)
         .buffer(max_in_flight)
         .gather_results()

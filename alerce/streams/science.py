@@ -6,6 +6,9 @@ upsert; keys starting with ``_`` are hand-offs between steps and are never writt
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pandas as pd
 
 from alerce.batch import AlertBatch
@@ -74,6 +77,11 @@ def stamp_step(batch: AlertBatch, state: dict[str, pd.DataFrame]) -> dict[str, p
 
 def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
     """Run the enabled science steps; return the extra tables to write."""
+    with numba_threads(config.numba_threads):
+        return _run(batch, processed, state, config)
+
+
+def _run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     if config.stamp_classifier:
         _merge(out, stamp_step(batch, state))
@@ -84,6 +92,37 @@ def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
     if config.lc_classifier and "_features" in out:
         _merge(out, lc_classifier_step(out["_features"]))
     return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+@contextlib.contextmanager
+def numba_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` numba threads in this thread (``None``: 1 in a Dask worker).
+
+    ``numba.set_num_threads`` is thread-local; the previous value is restored on exit.
+    """
+    if n is None:
+        n = 1 if _in_dask_worker() else None
+    if n is None:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def _merge(out: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> None:

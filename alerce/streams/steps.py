@@ -65,6 +65,10 @@ class PipelineConfig:
         Directory of a HEALPix catalog (``alerce catalog build``) cross-matched with the batch's
         objects (``xmatch_radius`` arcsec, nearest source); an AllWISE-like catalog also fills
         ``allwise`` and feeds the W1/W2/W3 colour features.
+    numba_threads : int, optional
+        Threads of the numba feature kernels in a batch. Default: 1 inside a Dask worker (the
+        cluster already runs one task per core; nested OpenMP threads would oversubscribe the
+        cores and spin), all cores otherwise.
     """
 
     store_url: str = "sqlite:///alerce.db"
@@ -74,6 +78,7 @@ class PipelineConfig:
     output: OutputConfig | None = None
     xmatch_catalog: str | None = None
     xmatch_radius: float = 1.0
+    numba_threads: int | None = None
 
 
 @dataclass
@@ -89,6 +94,8 @@ class BatchSummary:
     probabilities: int = 0
     rows_written: int = 0
     seconds: float = 0.0
+    #: seconds per stage (``load``, ``process``, ``science``, ``write``, ``output``), summed
+    stages: dict[str, float] = field(default_factory=dict)
     candids: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -104,6 +111,8 @@ class BatchSummary:
             probabilities=self.probabilities + other.probabilities,
             rows_written=self.rows_written + other.rows_written,
             seconds=self.seconds + other.seconds,
+            stages={k: self.stages.get(k, 0.0) + other.stages.get(k, 0.0)
+                    for k in {**self.stages, **other.stages}},
             candids=self.candids + other.candids,
             dead_letters=self.dead_letters + other.dead_letters,
             errors=self.errors + other.errors,
@@ -383,17 +392,29 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
     if not len(batch):
         summary.seconds = time.perf_counter() - t0
         return summary
+    stages = summary.stages
+
+    def lap(stage: str, start: float) -> float:
+        now = time.perf_counter()
+        stages[stage] = stages.get(stage, 0.0) + now - start
+        return now
+
     try:
         store = _cached_store(config.store_url)
         state = store.load_state(list(batch.oids), columns=STATE_COLUMNS)
+        t = lap("load", t0)
         processed = process_alerts(batch, state)
         tables = processed.tables
+        t = lap("process", t)
         tables.update(run_science_steps(batch, processed, state, config))
+        t = lap("science", t)
         written = store.write(tables)
+        t = lap("write", t)
         if config.output is not None:
             from alerce.streams.output import publish_annotations
 
             publish_annotations(config.output, batch, processed, tables, store)
+            lap("output", t)
         summary.alerts = len(batch.alerts)
         summary.objects = len(batch.oids)
         summary.detections = len(batch.detections)
