@@ -391,3 +391,40 @@ def test_sexagesimal_matches_astropy():
     ref = SkyCoord(ra.tolist(), dec.tolist(), unit=(u.hourangle, u.deg))
     np.testing.assert_allclose(got_ra, ref.ra.deg, atol=1e-9)
     np.testing.assert_allclose(got_dec, ref.dec.deg, atol=1e-9)
+
+
+def test_packed_forest_equals_sklearn_bit_for_bit():
+    """The numba forest kernel against scikit-learn's own predict_proba (missing values too)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from alerce.classifiers.lc.fastforest import PackedForest
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan         # trees learn where missing values go
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(0, 0.5, 400) > 0).astype(int) + (X[:, 1] > 1)
+    forest = RandomForestClassifier(n_estimators=25, max_depth=6, random_state=0).fit(X, y)
+    Xq = rng.normal(size=(300, 6)) * rng.choice([1.0, 1e3], size=(300, 6))
+    Xq[rng.random(Xq.shape) < 0.2] = np.nan
+    Xq[:5] = -999.0
+    np.testing.assert_array_equal(PackedForest(forest).predict_proba(Xq), forest.predict_proba(Xq))
+    with pytest.raises(ValueError, match="expects 6 features"):
+        PackedForest(forest).predict_proba(Xq[:, :3])
+
+
+def test_hierarchical_model_uses_the_packed_forests_with_identical_results():
+    from alerce.classifiers.lc import load_default_model
+    from alerce.classifiers.lc.pipeline import resolve_model
+
+    try:
+        est = resolve_model(load_default_model())[0]
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(1)
+    n_features = est.top_.n_features_in_
+    Xt = rng.normal(size=(200, n_features)) * rng.choice([1.0, 10.0, 1e3], size=(200, n_features))
+    Xt[rng.random(Xt.shape) < 0.2] = -999.0
+    from alerce.classifiers.lc.model import _forest_proba
+
+    for forest in [est.top_] + [c for c in est.children_.values() if c is not None]:
+        np.testing.assert_array_equal(_forest_proba(forest, Xt), forest.predict_proba(Xt))
