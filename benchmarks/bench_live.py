@@ -120,7 +120,7 @@ def main() -> None:
                              "object of the live night is new, the cold-start worst case)")
     parser.add_argument("--rate", type=float, default=350.0, help="alerts/s produced")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to produce")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--store", default=None,
                         help="store URL (default: a SQLite file in a temporary directory); "
                              "'postgresql' starts a throw-away PostgreSQL server")
