@@ -281,3 +281,28 @@ def test_run_batch_reports_seconds_per_stage(tmp_path):
     assert all(v >= 0 for v in s.stages.values()) and sum(s.stages.values()) <= s.seconds
     both = s + BatchSummary(stages={"load": 1.0, "output": 2.0})
     assert both.stages["load"] == s.stages["load"] + 1.0 and both.stages["output"] == 2.0
+
+
+def _task_numba_threads():
+    import os
+
+    import numba
+
+    from alerce.streams.science import numba_threads
+
+    with numba_threads(None):
+        return os.environ.get("ALERCE_NUMBA_THREADS"), numba.get_num_threads()
+
+
+def test_dask_client_gives_each_task_the_cores_its_workers_leave():
+    import os
+
+    import numba
+
+    from alerce.streams.cluster import dask_client
+
+    cores = os.cpu_count() or 1
+    with dask_client(n_workers=1) as c:
+        env, threads = c.submit(_task_numba_threads, pure=False).result()
+    assert env == str(cores)
+    assert threads == min(cores, numba.config.NUMBA_NUM_THREADS)

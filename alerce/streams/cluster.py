@@ -19,7 +19,9 @@ def dask_client(client=None, *, scheduler: str | None = None, n_workers: int | N
         Address of a running scheduler (``tcp://host:8786``) to connect to; closed on exit.
     n_workers, threads_per_worker, processes
         Shape of the ``LocalCluster`` started (and closed on exit) when neither ``client`` nor
-        ``scheduler`` is given and no default client exists.
+        ``scheduler`` is given and no default client exists. Its worker processes get
+        ``ALERCE_NUMBA_THREADS = cores // (n_workers * threads_per_worker)``: the numba threads
+        of each task (see :func:`alerce.streams.science.numba_threads`).
 
     Notes
     -----
@@ -47,13 +49,20 @@ def dask_client(client=None, *, scheduler: str | None = None, n_workers: int | N
         return
     import os
 
+    from alerce.streams.science import NUMBA_THREADS_ENV
+
+    cores = os.cpu_count() or 1
     if n_workers is None:
-        n_workers = max(1, min(os.cpu_count() or 1, 4))
+        n_workers = max(1, min(cores, 4))
+    # the numba kernels of a task may use the cores the worker threads leave free
+    numba_threads = max(1, cores // (n_workers * threads_per_worker))
+    extra = {"env": {NUMBA_THREADS_ENV: str(numba_threads)}} if processes else {}
     with LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
         processes=processes,
         dashboard_address=None,
+        **extra,
     ) as cluster, Client(cluster, set_as_default=False) as c:
         yield c
 

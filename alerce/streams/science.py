@@ -7,6 +7,7 @@ upsert; keys starting with ``_`` are hand-offs between steps and are never writt
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pandas as pd
@@ -94,14 +95,21 @@ def _run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]
     return {k: v for k, v in out.items() if not k.startswith("_")}
 
 
+#: Environment variable with the numba threads of each task in a Dask worker (default 1).
+NUMBA_THREADS_ENV = "ALERCE_NUMBA_THREADS"
+
+
 @contextlib.contextmanager
 def numba_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` numba threads in this thread (``None``: 1 in a Dask worker).
+    """Run the block with ``n`` numba threads in this thread.
 
-    ``numba.set_num_threads`` is thread-local; the previous value is restored on exit.
+    ``None``: in a Dask worker, ``$ALERCE_NUMBA_THREADS`` or 1 (the cluster already runs a task
+    per core; :func:`alerce.streams.cluster.dask_client` sets the variable to the cores left per
+    worker thread for the clusters it starts); elsewhere, unchanged. ``numba.set_num_threads``
+    is thread-local; the previous value is restored on exit.
     """
-    if n is None:
-        n = 1 if _in_dask_worker() else None
+    if n is None and _in_dask_worker():
+        n = int(os.environ.get(NUMBA_THREADS_ENV) or 1)
     if n is None:
         yield
         return

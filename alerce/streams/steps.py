@@ -66,9 +66,9 @@ class PipelineConfig:
         objects (``xmatch_radius`` arcsec, nearest source); an AllWISE-like catalog also fills
         ``allwise`` and feeds the W1/W2/W3 colour features.
     numba_threads : int, optional
-        Threads of the numba feature kernels in a batch. Default: 1 inside a Dask worker (the
-        cluster already runs one task per core; nested OpenMP threads would oversubscribe the
-        cores and spin), all cores otherwise.
+        Threads of the numba feature kernels in a batch. Default: inside a Dask worker
+        ``$ALERCE_NUMBA_THREADS`` or 1 (the cluster already runs one task per core; nested OpenMP
+        threads would oversubscribe the cores and spin), all cores otherwise.
     """
 
     store_url: str = "sqlite:///alerce.db"
