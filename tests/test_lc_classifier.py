@@ -424,7 +424,7 @@ def test_hierarchical_model_uses_the_packed_forests_with_identical_results():
     n_features = est.top_.n_features_in_
     Xt = rng.normal(size=(200, n_features)) * rng.choice([1.0, 10.0, 1e3], size=(200, n_features))
     Xt[rng.random(Xt.shape) < 0.2] = -999.0
-    from alerce.classifiers.lc.model import _forest_proba
+    from alerce.classifiers.lc.model import _predict_forest
 
     for forest in [est.top_] + [c for c in est.children_.values() if c is not None]:
-        np.testing.assert_array_equal(_forest_proba(forest, Xt), forest.predict_proba(Xt))
+        np.testing.assert_array_equal(_predict_forest(forest, Xt), forest.predict_proba(Xt))

@@ -226,6 +226,19 @@ def test_crossmatch_node_fills_xmatch_and_feeds_wise_colours(tmp_path, dask_clie
     assert len(w) == 1 and w["value"].iloc[0] == pytest.approx(14.0 - 13.2)
 
 
+def _task_numba_threads():
+    """(``$ALERCE_NUMBA_THREADS``, numba threads inside ``numba_threads(None)``, threads after)."""
+    import os
+
+    import numba
+
+    from alerce.streams.science import numba_threads
+
+    with numba_threads(None):
+        inside = numba.get_num_threads()
+    return os.environ.get("ALERCE_NUMBA_THREADS"), inside, numba.get_num_threads()
+
+
 def test_lanes_prefer_round_robin_workers_and_tasks_use_one_numba_thread(dask_client):
     from alerce.streams.nodes import lane_workers
     from alerce.streams.science import numba_threads
@@ -234,15 +247,8 @@ def test_lanes_prefer_round_robin_workers_and_tasks_use_one_numba_thread(dask_cl
     prefs = lane_workers(dask_client, 5)
     assert [p[0] for p in prefs] == [workers[i % len(workers)] for i in range(5)]
 
-    def threads_in_task():
-        import numba
-
-        with numba_threads(None):
-            inside = numba.get_num_threads()
-        return inside, numba.get_num_threads()
-
-    inside, after = dask_client.submit(threads_in_task, pure=False).result()
-    assert inside == 1                       # nested OpenMP threads would oversubscribe the cores
+    env, inside, after = dask_client.submit(_task_numba_threads, pure=False).result()
+    assert inside == int(env or 1)           # 1 by default: nested OpenMP threads would oversubscribe
     import numba
 
     assert after == numba.config.NUMBA_NUM_THREADS  # restored
@@ -283,17 +289,6 @@ def test_run_batch_reports_seconds_per_stage(tmp_path):
     assert both.stages["load"] == s.stages["load"] + 1.0 and both.stages["output"] == 2.0
 
 
-def _task_numba_threads():
-    import os
-
-    import numba
-
-    from alerce.streams.science import numba_threads
-
-    with numba_threads(None):
-        return os.environ.get("ALERCE_NUMBA_THREADS"), numba.get_num_threads()
-
-
 def test_dask_client_gives_each_task_the_cores_its_workers_leave():
     import os
 
@@ -303,6 +298,6 @@ def test_dask_client_gives_each_task_the_cores_its_workers_leave():
 
     cores = os.cpu_count() or 1
     with dask_client(n_workers=1) as c:
-        env, threads = c.submit(_task_numba_threads, pure=False).result()
+        env, threads, _ = c.submit(_task_numba_threads, pure=False).result()
     assert env == str(cores)
     assert threads == min(cores, numba.config.NUMBA_NUM_THREADS)

@@ -396,7 +396,7 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
 
     def lap(stage: str, start: float) -> float:
         now = time.perf_counter()
-        stages[stage] = stages.get(stage, 0.0) + now - start
+        stages[stage] = now - start
         return now
 
     try:

@@ -27,11 +27,11 @@ ALERCE_EXCLUDED_FEATURES: tuple[str, ...] = ("Mean_1", "Mean_2")
 
 
 #: Below this many rows the packed numba forests are faster than scikit-learn's per-tree calls
-#: (measured: 5.9x at 300 rows, 2.4x at 10^3, 0.9x at 10^4; ``benchmarks/bench_lc_classifier.py``).
+#: (measured: 5.8x at 300 rows, 2.4x at 10^3, 0.9x at 10^4; ``benchmarks/bench_lc_classifier.py``).
 PACKED_FOREST_MAX_ROWS = 5000
 
 
-def _forest_proba(forest, X) -> np.ndarray:
+def _predict_forest(forest, X) -> np.ndarray:
     """``forest.predict_proba(X)``, evaluated by the packed numba kernel for pipeline-sized batches.
 
     Same values bit for bit (:mod:`alerce.classifiers.lc.fastforest`), without the per-tree Python
@@ -241,13 +241,13 @@ class HierarchicalRandomForest(ClassifierMixin, BaseEstimator):
     def _hierarchical_arrays(self, X) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         check_is_fitted(self, "top_")
         Xt = self.preprocessor_.transform(X)
-        top = _forest_proba(self.top_, Xt)
+        top = _predict_forest(self.top_, Xt)
         children = {}
         for group, child in self.children_.items():
             if child is None:
                 children[group] = np.ones((Xt.shape[0], 1))
             else:
-                children[group] = _forest_proba(child, Xt)
+                children[group] = _predict_forest(child, Xt)
         return top, children
 
     def predict_proba(self, X) -> np.ndarray:
