@@ -260,6 +260,20 @@ def test_lanes_prefer_round_robin_workers_and_tasks_use_one_numba_thread(dask_cl
     assert numba.get_num_threads() == before
 
 
+def test_lanes_run_anywhere_while_the_scheduler_lists_no_workers(dask_client, tmp_path, monkeypatch):
+    """A client whose cached scheduler info is empty (just after a restart) must not break a batch."""
+    from alerce.simulate import simulate
+    from alerce.streams.nodes import lane_workers
+
+    simulate(tmp_path / "night", n_objects=6, seed=3)
+    files = [str(p) for p in sorted((tmp_path / "night").rglob("*.avro"))]
+    monkeypatch.setattr(dask_client, "scheduler_info", lambda *a, **k: {"workers": {}})
+    assert lane_workers(dask_client, 3) == [None, None, None]
+    s = replay(files, store=f"sqlite:///{tmp_path / 's.db'}", client=dask_client, batch_size=4,
+               features=False)
+    assert s.alerts == len(files) and s.failed_batches == 0 and not s.errors
+
+
 def test_decode_work_drops_stamps_when_no_step_needs_them(tmp_path):
     from alerce.simulate import simulate
     from alerce.streams.replay import decode_work

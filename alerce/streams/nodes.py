@@ -85,8 +85,10 @@ class process_by_lane(_ClientNode):
         for lane in range(self.n_lanes):
             # the split runs where the decoded batch is; the lane's work on the lane's worker
             part = c.submit(select_lane, x, lane, self.n_lanes, pure=False)
+            # Dask accepts allow_other_workers only together with workers
+            where = {} if workers[lane] is None else {"workers": workers[lane], "allow_other_workers": True}
             fut = c.submit(self.func, part, *self.args, prev=self.previous[lane], pure=False,
-                           workers=workers[lane], allow_other_workers=True, **self.kwargs)
+                           **where, **self.kwargs)
             self.previous[lane] = fut
             lanes.append(fut)
         return self._emit(c.submit(combine, *lanes, pure=False), metadata=metadata)
