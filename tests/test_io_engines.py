@@ -95,3 +95,29 @@ def test_random_corruption_never_crashes(engine):
     assert len(decoded) + len(dead) == len(mutated)
     assert decoded.isdisjoint(dead)
     assert len(batch.dead_letters) > 0
+
+
+def test_row_arrays_grow_mid_batch_and_size_the_next_batch(tmp_path):
+    """Simulated alerts carry ~160 history rows each: far past the first guess of rows.
+
+    The decoder must grow its row arrays where it stopped (not start over), give exactly the
+    fastavro frames, keep a corrupt packet as a dead letter after a growth, and size the next
+    batch from what it learned.
+    """
+    from alerce.simulate import simulate
+
+    simulate(tmp_path / "night", n_objects=40, seed=4)
+    packets = list(iter_packets(str(tmp_path / "night")))[:60]
+    schema, _ = read_container_blocks(packets[0].payload, packets[0].source, DEFAULT_CACHE)
+    program = program_for(schema)
+    program.rows_per_record = 0.0  # forget earlier batches: start from the generic guess
+    mixed = packets[:40] + [corrupt_record(packets[40])] + packets[41:]
+    fast = decode_packets(mixed, engine="numba", keep_stamps=False)
+    ref = decode_packets(mixed, engine="fastavro", keep_stamps=False)
+    assert len(fast.dead_letters) == len(ref.dead_letters) == 1
+    assert len(fast.forced_photometry) > 32 * len(packets)  # more rows than the first guess
+    for name in ("alerts", "detections", "non_detections", "forced_photometry"):
+        pd.testing.assert_frame_equal(canonical(getattr(fast, name), name),
+                                      canonical(getattr(ref, name), name), check_exact=True, obj=name)
+    # learned for the next batch: at least one row per alert and per forced-photometry entry
+    assert program.rows_per_record * len(mixed) >= len(fast.alerts) + len(fast.forced_photometry)

@@ -64,6 +64,7 @@ class Program:
     targets: np.ndarray  # union branch start pcs
     tables: list[Table]
     widths: tuple[int, int, int]  # max F, I, S columns over tables
+    rows_per_record: float = 0.0  # rows per top-level record in the last decode (sizes the next)
 
 
 def compile_schema(parsed: Any) -> Program:
@@ -173,25 +174,19 @@ def _varint(buf, pos, end):
 
 
 @numba.njit(cache=True, nogil=True)
-def run_program(ops, targets, parents, buf, blocks, cap, nf, ni, ns):
-    """Decode every block; return row tables and per-block status (see :data:`STATUS`)."""
+def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
+                F, IN, IV, SO, SL, tab, par, rec, status, errpos):
+    """Decode blocks ``first..`` into the row arrays, starting at row ``nrows`` and record ``nrec``.
+
+    Returns ``(nrows, nrec, block, full)``: with ``full`` the arrays ran out of rows at ``block``
+    (rolled back to its start), and decoding resumes there once they have grown.
+    """
     ntab = parents.shape[0]
-    F = np.full((cap, max(nf, 1)), np.nan)
-    IN = np.zeros((cap, max(ni, 1)), dtype=np.int64)
-    IV = np.zeros((cap, max(ni, 1)), dtype=np.uint8)
-    SO = np.zeros((cap, max(ns, 1)), dtype=np.int64)
-    SL = np.full((cap, max(ns, 1)), -1, dtype=np.int64)
-    tab = np.full(cap, -1, dtype=np.int64)
-    par = np.full(cap, -1, dtype=np.int64)
-    rec = np.zeros(cap, dtype=np.int64)
-    status = np.zeros(blocks.shape[0], dtype=np.int64)
-    errpos = np.zeros(blocks.shape[0], dtype=np.int64)
+    cap = tab.shape[0]
     cur = np.full(ntab, -1, dtype=np.int64)
     st_pc = np.zeros(64, dtype=np.int64)
     st_left = np.zeros(64, dtype=np.int64)
-    nrows = 0
-    nrec = 0
-    for b in range(blocks.shape[0]):
+    for b in range(first, blocks.shape[0]):
         pos = blocks[b, 0]
         end = blocks[b, 1]
         count = blocks[b, 2]
@@ -363,8 +358,10 @@ def run_program(ops, targets, parents, buf, blocks, cap, nf, ni, ns):
             nrows = rows0
             nrec = rec0
             if err == 4:
-                return F, IN, IV, SO, SL, tab, par, rec, nrows, status, errpos, True
-    return F, IN, IV, SO, SL, tab, par, rec, nrows, status, errpos, False
+                status[b] = 0
+                errpos[b] = 0
+                return nrows, nrec, b, True
+    return nrows, nrec, blocks.shape[0], False
 
 
 @dataclass
@@ -405,16 +402,38 @@ class Decoded:
         return kind, self.SO[rows, idx], self.SL[rows, idx]
 
 
+def _row_arrays(cap: int, widths: tuple[int, int, int]) -> list[np.ndarray]:
+    """Empty row arrays ``F, IN, IV, SO, SL, tab, par, rec`` for ``cap`` rows."""
+    nf, ni, ns = (max(w, 1) for w in widths)
+    return [np.full((cap, nf), np.nan), np.zeros((cap, ni), dtype=np.int64),
+            np.zeros((cap, ni), dtype=np.uint8), np.zeros((cap, ns), dtype=np.int64),
+            np.full((cap, ns), -1, dtype=np.int64), np.full(cap, -1, dtype=np.int64),
+            np.full(cap, -1, dtype=np.int64), np.zeros(cap, dtype=np.int64)]
+
+
 def decode(program: Program, buf: np.ndarray, blocks: np.ndarray, rows_hint: int) -> Decoded:
-    """Run a program over ``blocks`` (``(n, 3)``: start, end, record count) of ``buf``."""
+    """Run a program over ``blocks`` (``(n, 3)``: start, end, record count) of ``buf``.
+
+    The row arrays start at ``rows_hint`` rows, or at the rows per record the program needed
+    last time (whichever is larger), and grow by doubling where decoding stopped.
+    """
     parents = np.array([t.parent for t in program.tables], dtype=np.int64)
-    cap = max(16, rows_hint)
-    nf, ni, ns = program.widths
+    records = int(blocks[:, 2].sum()) if len(blocks) else 0
+    cap = max(16, rows_hint, int(program.rows_per_record * records * 1.1) + 16)
+    arrays = _row_arrays(cap, program.widths)
+    status = np.zeros(blocks.shape[0], dtype=np.int64)
+    errpos = np.zeros(blocks.shape[0], dtype=np.int64)
+    nrows = nrec = block = 0
     while True:
-        out = run_program(program.ops, program.targets, parents, buf, blocks, cap, nf, ni, ns)
-        F, IN, IV, SO, SL, tab, par, rec, nrows, status, errpos, full = out
+        nrows, nrec, block, full = run_program(program.ops, program.targets, parents, buf, blocks,
+                                               block, nrows, nrec, *arrays, status, errpos)
         if not full:
             break
-        cap *= 2
-    return Decoded(program, buf, F[:nrows], IN[:nrows], IV[:nrows], SO[:nrows], SL[:nrows],
-                   tab[:nrows], par[:nrows], rec[:nrows], status, errpos)
+        grown = _row_arrays(2 * len(arrays[5]), program.widths)
+        for new, old in zip(grown, arrays):
+            new[:nrows] = old[:nrows]
+        arrays = grown
+    if records:
+        program.rows_per_record = nrows / records
+    F, IN, IV, SO, SL, tab, par, rec = (a[:nrows] for a in arrays)
+    return Decoded(program, buf, F, IN, IV, SO, SL, tab, par, rec, status, errpos)

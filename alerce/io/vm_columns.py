@@ -28,6 +28,21 @@ def program_for(schema: ParsedSchema) -> Program | None:
     return _PROGRAMS[key]
 
 
+def _short_keys(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> np.ndarray | None:
+    """One uint64 per span (its length and up to 7 bytes); None if a span is longer than 7 bytes.
+
+    Equal keys mean equal values (null spans, length -1, get a key of their own).
+    """
+    if not len(ln) or ln.max() > 7:
+        return None
+    keys = np.where(ln < 0, np.uint64(0xFF << 56), (ln.astype(np.uint64) << np.uint64(56)))
+    for k in range(int(ln.max())):
+        has = ln > k
+        byte = buf[np.where(has, off + k, 0)].astype(np.uint64)
+        keys |= np.where(has, byte << np.uint64(8 * k), np.uint64(0))
+    return keys
+
+
 class VMColumns:
     """Column accessor over one table of a :class:`~.fastavro_vm.Decoded` run."""
 
@@ -46,6 +61,16 @@ class VMColumns:
         return VMColumns(self.dec, self.raw, self.table, self.rows[idx], self.prefix)
 
     def _strings(self, off: np.ndarray, ln: np.ndarray, as_bytes: bool) -> list:
+        keys = _short_keys(self.dec.buf, off, ln)
+        if keys is not None and len(keys) > 64:
+            # short values (flags, versions, status codes) repeat: decode each distinct one once
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            values = np.empty(len(uniq), dtype=object)
+            values[:] = self._decode_spans(off[first], ln[first], as_bytes)
+            return values[inverse].tolist()
+        return self._decode_spans(off, ln, as_bytes)
+
+    def _decode_spans(self, off: np.ndarray, ln: np.ndarray, as_bytes: bool) -> list:
         raw = self.raw
         if as_bytes:
             return [raw[o:o + n] if n >= 0 else None for o, n in zip(off.tolist(), ln.tolist(), strict=True)]
