@@ -315,3 +315,17 @@ def test_dask_client_gives_each_task_the_cores_its_workers_leave():
         env, threads, _ = c.submit(_task_numba_threads, pure=False).result()
     assert env == str(cores)
     assert threads == min(cores, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_state_bounds_read_forced_photometry_from_the_batch_s_first_pid(tmp_path):
+    from alerce.simulate import simulate
+    from alerce.streams.replay import decode_work
+    from alerce.streams.steps import state_bounds
+
+    simulate(tmp_path / "night", n_objects=5, seed=2)
+    files = [str(p) for p in sorted((tmp_path / "night").rglob("*.avro"))]
+    batch = decode_work(("files", files), keep_stamps=False)
+    assert len(batch.forced_photometry)
+    assert state_bounds(batch) == {"forced_photometry": ("pid", int(batch.forced_photometry["pid"].min()))}
+    batch.forced_photometry = batch.forced_photometry.iloc[:0]
+    assert state_bounds(batch) == {"forced_photometry": ("pid", None)}  # nothing to compare: not read

@@ -359,6 +359,26 @@ def test_load_state_column_subset(store):
         store.load_state(oids, columns={"no_such_table": ["oid"]})
 
 
+def test_load_state_lower_bound_reads_only_rows_from_it(store):
+    tables = make_tables(seed=3)
+    oids = list(tables["object"]["oid"])
+    pids = np.arange(10, dtype=np.int64) + 10**11
+    store.write({"forced_photometry": pd.DataFrame({
+        "oid": np.repeat(oids[:2], 5), "pid": pids, "mjd": 58000.0 + np.arange(10), "fid": 1,
+        "parent_candid": pd.array(np.arange(10), dtype="Int64")}), "detection": tables["detection"]})
+    bound = int(pids[3])
+    state = store.load_state(oids, at_least={"forced_photometry": ("pid", np.int64(bound))})
+    fp = state["forced_photometry"]
+    assert sorted(fp["pid"].tolist()) == [int(p) for p in pids if p >= bound]  # both objects' rows
+    assert set(fp["oid"]) == set(oids[:2])
+    assert len(state["detection"]) == len(tables["detection"])  # other tables are read whole
+    skipped = store.load_state(oids, at_least={"forced_photometry": ("pid", None)})
+    assert len(skipped["forced_photometry"]) == 0 and list(skipped["forced_photometry"].columns) == \
+        list(METADATA.tables["forced_photometry"].c.keys())
+    with pytest.raises(KeyError):
+        store.load_state(oids, at_least={"forced_photometry": ("no_such_column", 1)})
+
+
 def test_load_state_many_objects(store):
     det = make_detections(n_obj=3000, n_per=2, seed=5)
     store.write({"detection": det})

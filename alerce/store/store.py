@@ -219,16 +219,22 @@ class Store:
         names = list(result.keys())
         return frame_from_rows(result.fetchall(), names, table)
 
-    def _state_sql(self, table: sa.Table, names: Sequence[str]) -> str:
-        """``SELECT names FROM t WHERE oid IN <one bound list>`` (a JSON array on SQLite, text[] on PG)."""
+    def _state_sql(self, table: sa.Table, names: Sequence[str], at_least: str | None = None) -> str:
+        """``SELECT names FROM t WHERE oid IN <one bound list> [AND at_least >= <value>]``.
+
+        The oid list is one bound parameter: a JSON array on SQLite, a ``text[]`` on PostgreSQL.
+        """
         q = self.engine.dialect.identifier_preparer.quote
         cols = ", ".join(q(c) for c in names)
+        mark = "%s" if self.backend == "postgresql" else "?"
+        bound = f" AND {q(at_least)} >= {mark}" if at_least else ""
         if self.backend == "postgresql":
-            return f"SELECT {cols} FROM {q(table.name)} WHERE oid = ANY(%s)"
-        return f"SELECT {cols} FROM {q(table.name)} WHERE oid IN (SELECT value FROM json_each(?))"
+            return f"SELECT {cols} FROM {q(table.name)} WHERE oid = ANY(%s){bound}"
+        return f"SELECT {cols} FROM {q(table.name)} WHERE oid IN (SELECT value FROM json_each(?)){bound}"
 
     def load_state(self, oids: Iterable[str],
-                   columns: Mapping[str, Sequence[str]] | None = None) -> dict[str, pd.DataFrame]:
+                   columns: Mapping[str, Sequence[str]] | None = None,
+                   at_least: Mapping[str, tuple[str, Any]] | None = None) -> dict[str, pd.DataFrame]:
         """Everything the correction needs for these objects.
 
         Parameters
@@ -239,6 +245,10 @@ class Store:
         columns : mapping of str to sequence of str, optional
             Read only these columns (in table order) of the named tables, e.g.
             ``{"forced_photometry": ["oid", "pid", "parent_candid"]}``; other tables are read whole.
+        at_least : mapping of str to (str, value), optional
+            Read only the rows of the named tables whose column is >= the value, e.g.
+            ``{"forced_photometry": ("pid", 1105152230115)}``; a value of ``None`` skips the table
+            (its frame is empty). On key columns this is an index range, not a scan.
 
         Returns
         -------
@@ -250,7 +260,8 @@ class Store:
             bool (``boolean`` when NULLs are present), str.
         """
         columns = dict(columns or {})
-        for name, wanted in columns.items():
+        at_least = dict(at_least or {})
+        for name, wanted in [*columns.items(), *((n, [c]) for n, (c, _) in at_least.items())]:
             if name not in STATE_TABLES:
                 raise KeyError(f"load_state: {name!r} is not a state table ({', '.join(STATE_TABLES)})")
             unknown = [c for c in wanted if c not in METADATA.tables[name].c]
@@ -269,8 +280,10 @@ class Store:
                     wanted = set(columns.get(name, ()))
                     names = [c.name for c in table.columns if not wanted or c.name in wanted]
                     rows: list = []
-                    if unique:
-                        cursor.execute(self._state_sql(table, names), (param,))
+                    bound_col, bound = at_least.get(name, (None, None))
+                    if unique and not (bound_col and bound is None):
+                        sql = self._state_sql(table, names, bound_col)
+                        cursor.execute(sql, (param, _plain(bound)) if bound_col else (param,))
                         rows = cursor.fetchall()
                     out[name] = frame_from_rows(rows, names, table)
             finally:
@@ -341,6 +354,11 @@ def _sqlite_tuning(dbapi_conn, _record) -> None:
         cur.execute("PRAGMA temp_store=MEMORY")
     finally:
         cur.close()
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value DB-API drivers accept."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _reopen(url: str, options: dict) -> Store:

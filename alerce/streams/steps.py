@@ -369,6 +369,18 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
     return ProcessedBatch(tables, detections, result.non_detections, objects)
 
 
+def state_bounds(batch: AlertBatch) -> dict[str, tuple[str, object]]:
+    """What :func:`process_alerts` needs of the stored forced photometry: rows from the batch's
+    smallest ``pid`` on (it only compares stored rows with the batch's (oid, pid) pairs), none
+    when the batch has no forced photometry. Keeps the read bounded by the alerts' 30-day window
+    instead of growing with each object's whole history.
+    """
+    fp = batch.forced_photometry
+    pids = pd.to_numeric(fp["pid"], errors="coerce") if len(fp) and "pid" in fp else pd.Series(dtype=float)
+    low = pids.min() if pids.notna().any() else None
+    return {"forced_photometry": ("pid", None if low is None else int(low))}
+
+
 def objects_with_enough_detections(detections: pd.DataFrame,
                                    minimum: int = MIN_DETECTIONS_FOR_FEATURES) -> np.ndarray:
     """Object ids with at least ``minimum`` detections in g or r (the paper's feature rule)."""
@@ -401,7 +413,8 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
 
     try:
         store = _cached_store(config.store_url)
-        state = store.load_state(list(batch.oids), columns=STATE_COLUMNS)
+        state = store.load_state(list(batch.oids), columns=STATE_COLUMNS,
+                                 at_least=state_bounds(batch))
         t = lap("load", t0)
         processed = process_alerts(batch, state)
         tables = processed.tables
