@@ -232,3 +232,26 @@ def test_same_columns_across_schema_versions():
         a, b = getattr(old, name), getattr(new, name)
         assert list(a.columns) == list(b.columns), name
         assert a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist(), name
+
+
+def test_packet_bundle_is_the_packets_and_ships_as_one_buffer():
+    from distributed.protocol import dumps, loads
+    from distributed.protocol.serialize import ToPickle
+
+    from alerce.io import decode_packets
+    from alerce.io.sources import PacketBundle
+
+    packets = list(iter_packets(shared("ztf", "alerts", "series_ZTF19aazzpje")))
+    bundle = PacketBundle(packets)
+    assert len(bundle) == len(packets) and list(bundle) == packets
+    assert bundle[-1] == packets[-1] and bundle[1:3] == packets[1:3]
+    with pytest.raises(IndexError):
+        bundle[len(packets)]
+    frames = dumps({"x": ToPickle(("packets", bundle))})
+    # the payloads travel as one out-of-band frame, not inside the pickle
+    assert max(len(memoryview(f)) for f in frames) >= sum(len(p.payload) for p in packets)
+    back = loads(frames)["x"]
+    back = getattr(back, "data", back)[1]
+    assert list(back) == packets
+    assert decode_packets(back).alerts["candid"].tolist() == decode_packets(packets).alerts["candid"].tolist()
+    assert len(PacketBundle([])) == 0

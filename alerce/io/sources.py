@@ -5,10 +5,12 @@ from __future__ import annotations
 import glob as _glob
 import os
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+import numpy as np
 
 from .errors import AlertDecodeError
 
@@ -33,6 +35,38 @@ class Packet:
 
     source: str
     payload: bytes
+
+
+class PacketBundle(Sequence[Packet]):
+    """Packets in one contiguous byte buffer: a sequence of :class:`Packet` that ships cheaply.
+
+    A list of packets is pickled packet by packet, and the bytes are copied again into the
+    message; the bundle's single numpy buffer travels to a Dask worker as one out-of-band frame.
+    Indexing returns a :class:`Packet` with its own copy of the bytes.
+    """
+
+    def __init__(self, packets: Iterable[Packet]):
+        packets = list(packets)
+        self.sources = [p.source for p in packets]
+        self.offsets = np.zeros(len(packets) + 1, dtype=np.int64)
+        np.cumsum([len(p.payload) for p in packets], out=self.offsets[1:])
+        self.buffer = np.frombuffer(b"".join(p.payload for p in packets), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return Packet(self.sources[i], self.buffer[start:end].tobytes())
+
+    def __repr__(self) -> str:
+        return f"PacketBundle({len(self)} packets, {self.buffer.nbytes:,} bytes)"
 
 
 def is_tarball(name: str) -> bool:

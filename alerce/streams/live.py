@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from streamz import Stream
 
 from alerce.batch import DeadLetter
+from alerce.io.sources import PacketBundle
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
 from alerce.streams.cluster import dask_client, warm_up
 from alerce.streams.kafka import AlertConsumer, MessageRef
@@ -192,7 +193,8 @@ class LivePipeline:
         packets, refs = self._pending
         if packets:
             self._pending = ([], [])
-            self._emit(_InFlight(("packets", packets), refs))
+            # one contiguous buffer: a single out-of-band frame to the worker, not a pickle per packet
+            self._emit(_InFlight(("packets", PacketBundle(packets)), refs))
 
     def _batches_in_flight(self) -> int:
         with self._lock:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from streamz import Stream
 
 from alerce.batch import AlertBatch, DeadLetter
+from alerce.io.sources import PacketBundle
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
 from alerce.streams.cluster import dask_client, warm_up
 from alerce.streams.nodes import BatchFailed
@@ -92,8 +93,9 @@ def decode_work(item: tuple[str, list], archive: str | None = None,
     """Dask task: turn a work item into an :class:`AlertBatch`.
 
     ``("files", [paths or URLs])`` reads the files on the worker; ``("parquet", [paths])`` reads
-    Parquet files of alerts; ``("packets", [Packet, ...])`` decodes packets read on the client
-    (tarball members, Kafka messages), archiving their raw bytes under ``archive`` if given.
+    Parquet files of alerts; ``("packets", packets)`` decodes packets read on the client
+    (tarball members, Kafka messages; a :class:`~alerce.io.sources.PacketBundle` or a list of
+    :class:`~alerce.io.Packet`), archiving their raw bytes under ``archive`` if given.
     ``keep_stamps=False`` drops the cutouts (most of an alert's bytes) when no step needs them,
     so they are not shipped between workers.
     """
@@ -130,7 +132,7 @@ def work_items(sources: str | Sequence[str], batch_size: int) -> Iterator[tuple[
     for path in parquet:
         yield ("parquet", [path])
     for chunk in _chunks(iter_packets(streamed), batch_size):
-        yield ("packets", chunk)
+        yield ("packets", PacketBundle(chunk))
 
 
 _SUFFIXES = (".avro", ".wire", ".parquet", ".tar.gz", ".tgz", ".tar")
@@ -261,8 +263,8 @@ def replay(
 def replay_packets(packets: Iterable, store: str = "sqlite:///alerce.db", *, batch_size: int = 2000,
                    **kwargs) -> ReplaySummary:
     """Like :func:`replay`, for packets already in memory (``alerce.io.Packet``)."""
-    return run_work_items((("packets", chunk) for chunk in _chunks(packets, batch_size)), store,
-                          **kwargs)
+    return run_work_items((("packets", PacketBundle(chunk)) for chunk in _chunks(packets, batch_size)),
+                          store, **kwargs)
 
 
 def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None,
