@@ -329,3 +329,52 @@ def test_state_bounds_read_forced_photometry_from_the_batch_s_first_pid(tmp_path
     assert state_bounds(batch) == {"forced_photometry": ("pid", int(batch.forced_photometry["pid"].min()))}
     batch.forced_photometry = batch.forced_photometry.iloc[:0]
     assert state_bounds(batch) == {"forced_photometry": ("pid", None)}  # nothing to compare: not read
+
+
+def test_rewritten_stored_detections_keep_the_columns_not_read_back(tmp_path):
+    """Stored detections are read without some columns; rewriting them must not null those."""
+    from alerce.simulate import simulate
+    from alerce.store import Store
+    from alerce.streams.replay import decode_work
+    from alerce.streams.steps import (
+        STATE_COLUMNS,
+        UNREAD_DETECTION_COLUMNS,
+        PipelineConfig,
+        process_alerts,
+        run_batch,
+    )
+
+    simulate(tmp_path / "sim", n_objects=6, seed=8, nights=2)
+    nights = sorted(p for p in (tmp_path / "sim").iterdir() if p.is_dir())
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = decode_work(("files", sorted(map(str, nights[0].glob("*.avro")))), keep_stamps=False)
+    assert not run_batch(first, PipelineConfig(store_url=url, features=False)).errors
+    store = Store(url)
+    before = store.read_table("detection").set_index(["oid", "candid"])
+    second = decode_work(("files", sorted(map(str, nights[1].glob("*.avro")))), keep_stamps=False)
+    state = store.load_state(list(second.oids), columns=STATE_COLUMNS)
+    assert not set(UNREAD_DETECTION_COLUMNS) & set(state["detection"].columns)
+    # a stored row the new batch does not repeat, whose stored flag differs from the recomputed one
+    repeated = set(zip(second.detections["oid"], second.detections["candid"]))
+    stored = state["detection"]
+    row = next(i for i, k in enumerate(zip(stored["oid"], stored["candid"])) if k not in repeated) \
+        if any(k not in repeated for k in zip(stored["oid"], stored["candid"])) else 0
+    key = (stored["oid"].iloc[row], int(stored["candid"].iloc[row]))
+    second.detections = second.detections[
+        ~((second.detections["oid"] == key[0]) & (second.detections["candid"] == key[1]))]
+    state["detection"].loc[row, "dubious"] = not bool(stored["dubious"].iloc[row])
+    written = process_alerts(second, state).tables["detection"]
+    parts = written if isinstance(written, list) else [written]
+    assert any(((p["oid"] == key[0]) & (p["candid"] == key[1])).any() for p in parts)  # rewritten
+    store.write(process_alerts(second, state).tables)
+    after = store.read_table("detection").set_index(["oid", "candid"])
+    kept = [c for c in ("magap", "sigmagap", "rbversion", "drb", "drbversion", "nid", "pid")
+            if pd.notna(before.loc[key, c])]
+    assert kept, "the simulated detection should carry these columns"
+    for c in kept:
+        assert after.loc[key, c] == before.loc[key, c], c
+    assert bool(after.loc[key, "dubious"]) == bool(before.loc[key, "dubious"])  # recomputed value
+    # every other detection of the first night keeps every column too
+    common = before.index.intersection(after.index)
+    for c in kept:
+        assert after.loc[common, c].notna().sum() >= before.loc[common, c].notna().sum(), c

@@ -684,3 +684,14 @@ def test_store_url_hides_password():
     with pytest.raises(Exception) as info:
         Store("postgresql://alerce:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value)
+
+
+def test_write_several_frames_per_table_keeps_columns_a_frame_lacks(store):
+    full = pd.DataFrame({"oid": ["a", "b"], "candid": [1, 2], "magpsf": [18.0, 19.0], "rb": [0.9, 0.8]})
+    store.write({"detection": full})
+    again = pd.DataFrame({"oid": ["b", "c"], "candid": [2, 3], "magpsf": [19.5, 17.0], "rb": [0.7, 0.6]})
+    partial = pd.DataFrame({"oid": ["a"], "candid": [1], "magpsf": [18.5]})  # no rb: keeps 0.9
+    counts = store.write({"detection": [again, partial], "object": []})
+    assert counts == {"detection": 3}
+    got = store.read_table("detection").sort_values("candid")
+    assert got["magpsf"].tolist() == [18.5, 19.5, 17.0] and got["rb"].tolist() == [0.9, 0.7, 0.6]

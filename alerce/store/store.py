@@ -131,8 +131,9 @@ class Store:
 
         Parameters
         ----------
-        tables : mapping of str to DataFrame
-            Table name to rows. Names starting with ``_`` and ``None``/empty frames are skipped.
+        tables : mapping of str to DataFrame or list of DataFrame
+            Table name to rows (or to several frames, e.g. rows that carry different columns,
+            upserted in order). Names starting with ``_`` and ``None``/empty frames are skipped.
             Frame columns that are not table columns are ignored; table columns the frame lacks
             are NULL in new rows and keep their value in existing rows. NaN, NaT, None and pd.NA
             are stored as NULL.
@@ -158,23 +159,26 @@ class Store:
         ``gaia_ztf`` rows are only replaced by rows with a ``candid`` >= the stored one.
         """
         jobs = []
-        for name, frame in tables.items():
-            if name.startswith("_") or frame is None or not len(frame):
-                continue
-            table = self._table(name)
-            guard = UPSERT_GUARDS.get(name)
-            cols, sub = prepare(frame, table, guard)
-            jobs.append((name, table, cols, sub, guard))
+        for name, value in tables.items():
+            frames = value if isinstance(value, (list, tuple)) else [value]
+            for frame in frames:
+                if name.startswith("_") or frame is None or not len(frame):
+                    continue
+                table = self._table(name)
+                guard = UPSERT_GUARDS.get(name)
+                cols, sub = prepare(frame, table, guard)
+                jobs.append((name, table, cols, sub, guard))
         counts = {name: 0 for name, *_ in jobs}
         if not jobs:
             return counts
         for attempt in range(self.retries + 1):
             current = None
+            counts = dict.fromkeys(counts, 0)  # a retried transaction counts from zero again
             try:
                 with self._connect(write=True) as conn, conn.begin():
                     for name, table, cols, sub, guard in jobs:
                         current = name
-                        counts[name] = self._write_one(conn, table, cols, sub, guard)
+                        counts[name] += self._write_one(conn, table, cols, sub, guard)
                 return counts
             except StoreDataError:
                 raise
