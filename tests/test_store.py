@@ -205,6 +205,17 @@ def test_in_memory_sqlite_store():
 # both back ends
 # ------------------------------------------------------------------------------------------------
 
+def test_sqlite_file_store_settings(tmp_path):
+    from alerce.store.engine import SQLITE_WAL_AUTOCHECKPOINT
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    with store.engine.connect() as conn:
+        pragma = {k: conn.exec_driver_sql(f"PRAGMA {k}").scalar()
+                  for k in ("journal_mode", "synchronous", "wal_autocheckpoint")}
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "wal_autocheckpoint": SQLITE_WAL_AUTOCHECKPOINT}
+    store.close()
+
+
 def test_write_is_idempotent(store):
     tables = make_tables()
     first = store.write(tables)
