@@ -789,3 +789,187 @@ def test_sincos_cycles_matches_numpy():
     frac = x - np.floor(x)  # reduce first, as numpy's cos(2 pi x) would lose digits for |x| ~ 1e4
     np.testing.assert_allclose(got[:, 0], np.cos(2 * np.pi * frac), rtol=0, atol=2e-15)
     np.testing.assert_allclose(got[:, 1], np.sin(2 * np.pi * frac), rtol=0, atol=2e-15)
+
+
+# ------------------------------------------------------------------------------------------------
+# lane kernel (vectorized across frequencies) and the block scans of the post-processing
+# ------------------------------------------------------------------------------------------------
+
+
+def _band(rng, n, period=0.77, span=700.0):
+    """One band as the kernels take it: relative times, weights, weighted centred magnitudes."""
+    t = np.sort(rng.uniform(0, span, n))
+    e = rng.uniform(0.02, 0.08, n)
+    w = e**-2
+    y = 0.3 * np.sin(2 * np.pi * t / period) + rng.normal(0, e)
+    y -= np.sum(w * y) / w.sum()
+    return t, w, w * y
+
+
+@pytest.mark.parametrize("grid", ["alerce", "stride7", "first3000"])
+def test_lane_plan_reproduces_the_grid_advances(grid):
+    from alerce.features.periodogram import _lane_plan
+
+    freqs = {"alerce": frequency_grid(), "stride7": frequency_grid()[::7],
+             "first3000": frequency_grid()[:3000]}[grid]
+    adv, kind, pa, pb, mask, ids = _lane_plan(freqs)
+    m = freqs.size
+    nblk = -(-m // 8)
+    assert kind.size == nblk and adv.size > 0
+    k = np.arange(nblk - 1)[:, None] * 8 + np.arange(8)
+    valid = k + 8 < m
+    true_adv = freqs[np.minimum(k + 8, m - 1)] - freqs[np.minimum(k, m - 1)]
+    np.testing.assert_array_equal(adv[ids[:-1]][valid], true_adv[valid])
+    paired = kind[:-1] == 0
+    chosen = np.where(mask[:-1] == 0, adv[pa[:-1]][:, None], adv[pb[:-1]][:, None])
+    np.testing.assert_array_equal(chosen[paired][valid[paired]], true_adv[paired][valid[paired]])
+    assert set(np.unique(mask)) <= {0, 1}
+    if grid == "alerce":  # 24 distinct advances, more than two in only 10 of 2500 blocks
+        assert adv.size == 24 and kind.sum() == 10
+
+
+@pytest.mark.parametrize("n", [4, 6, 7, 8, 9, 17, 31, 32, 33, 64])
+def test_lane_kernel_tracks_the_double_precision_kernel(n):
+    """Float32 lane sums against the float64 point-vectorized kernel, on three grids.
+
+    Below 8 points the fit is nearly exact and float32 cancellation makes a few frequencies
+    inaccurate (more so in the point-vectorized float32 kernel): typical errors are checked.
+    """
+    from alerce.features.periodogram import _band_aov_grid, _band_aov_lanes, _lane_plan, _step_table
+
+    rng = np.random.default_rng(100 + n)
+    t, w, wy = _band(rng, n)
+    for freqs in (frequency_grid(), frequency_grid()[::7], frequency_grid()[:3000]):
+        ids, steps = _step_table(freqs)
+        ref = np.empty(freqs.size)
+        got = np.empty(freqs.size)
+        _band_aov_grid(t, w, wy, freqs, ids, steps, ref, 0.0)
+        _band_aov_lanes(t, w, wy, freqs, ids, steps, _lane_plan(freqs), got)
+        err = np.abs(got - ref) / ref.max()
+        if n >= 8:
+            assert err.max() <= 1e-4
+            assert abs(int(np.argmax(got)) - int(np.argmax(ref))) <= 1
+        else:
+            assert np.median(err) <= 1e-5 and np.quantile(err, 0.99) <= 1e-3
+
+
+def test_lane_kernel_without_avx_gives_the_same_sums(monkeypatch):
+    """The blend fallback (no ``vpermilps``) selects the same factors: identical output."""
+    import numba
+
+    import alerce.features.periodogram as per
+
+    rng = np.random.default_rng(5)
+    t, w, wy = _band(rng, 21)
+    freqs = frequency_grid()
+    ids, steps = per._step_table(freqs)
+    plan = per._lane_plan(freqs)
+    fast = np.empty(freqs.size)
+    per._band_aov_lanes(t, w, wy, freqs, ids, steps, plan, fast)
+    monkeypatch.setattr(per, "_target_has_avx", lambda: False)
+    options = {**per._KERNEL_OPTIONS, "cache": False}
+    blended = numba.njit(**options)(per._band_aov_lanes.py_func)
+    slow = np.empty(freqs.size)
+    blended(t, w, wy, freqs, ids, steps, plan, slow)
+    np.testing.assert_array_equal(slow, fast)
+
+
+def test_lane_kernel_tiny_bands_do_not_crash():
+    from alerce.features.periodogram import _band_aov_lanes, _lane_plan, _step_table
+
+    freqs = frequency_grid()[:2000]
+    ids, steps = _step_table(freqs)
+    plan = _lane_plan(freqs)
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3):
+        t, w, wy = _band(rng, n)
+        out = np.empty(freqs.size)
+        _band_aov_lanes(t, w, wy, freqs, ids, steps, plan, out)
+        assert out.shape == freqs.shape
+
+
+def block_max_numpy(x, size=16):
+    """Per-block maximum ignoring NaN (-inf for an all-NaN block)."""
+    nblk = -(-x.size // size)
+    pad = np.full(nblk * size, -np.inf)
+    pad[: x.size] = np.where(np.isnan(x), -np.inf, x)
+    return pad.reshape(nblk, size).max(axis=1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scan_asum_matches_the_reference_routines(seed):
+    from alerce.features.periodogram import _scan_asum, _top_local_maxima
+
+    rng = np.random.default_rng(seed)
+    m = [19_999, 5000, 37, 3, 16, 17][seed]
+    p = rng.gamma(2.0, 1.0, m)
+    if seed % 2:
+        p = np.round(p, 1)  # plateaus and ties
+    if seed == 2:
+        p[5] = np.nan
+    bmax = np.empty(-(-m // 16))
+    idx, count, clean = _scan_asum(p, bmax, 10)
+    ref_idx, ref_count = _top_local_maxima(p, 10)
+    assert count == ref_count
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(bmax, block_max_numpy(p))
+    assert clean == (seed != 2)
+    q = p.copy()
+    q[m // 2] = -1.0
+    assert not _scan_asum(q, bmax, 10)[2]
+
+
+@pytest.mark.parametrize("case", ["gamma", "ties", "sparse", "tiny", "short", "huge_range"])
+def test_top_values_blocks_matches_the_heap(case):
+    from alerce.features.periodogram import _top_values, _top_values_blocks
+
+    rng = np.random.default_rng(len(case))
+    m = 20_000 if case != "short" else 90
+    x = rng.gamma(2.0, 1.0, m)
+    if case == "ties":
+        x = np.round(x, 1)
+    elif case == "sparse":
+        x = np.zeros(m)
+        x[rng.integers(0, m, 40)] = rng.random(40)
+    elif case == "tiny":
+        x *= 1e-300
+    elif case == "huge_range":
+        x = np.exp(rng.uniform(-300, 300, m))
+    got = np.sort(_top_values_blocks(x, block_max_numpy(x), 100))
+    np.testing.assert_array_equal(got, np.sort(_top_values(x, 100)))
+
+
+def argmax_loop(x):
+    best = 0
+    for k in range(1, x.size):
+        if x[k] > x[best]:
+            best = k
+    return best
+
+
+def test_argmax_blocks_follows_the_loop_rule():
+    from alerce.features.periodogram import _argmax_blocks
+
+    rng = np.random.default_rng(9)
+    cases = [rng.random(5000), np.round(rng.random(5000), 2), np.full(40, -np.inf),
+             np.array([np.nan, 1.0, 2.0]), np.array([1.0, np.nan, 3.0, 3.0]), rng.random(33)]
+    cases[1][[100, 4000]] = 2.0  # tie: the first wins
+    cases.append(np.where(rng.random(300) < 0.5, np.nan, rng.random(300)))
+    for x in cases:
+        assert _argmax_blocks(x, block_max_numpy(x)) == argmax_loop(x)
+
+
+def test_nearest_patched_matches_nearest_index_on_the_patched_grid():
+    from alerce.features.periodogram import _nearest_index, _nearest_patched
+
+    rng = np.random.default_rng(4)
+    freqs = frequency_grid()
+    chg_k = np.sort(rng.choice(np.arange(1, freqs.size - 1), 10, replace=False))
+    chg_f = freqs[chg_k] + rng.uniform(-4e-4, 4e-4, 10)  # still increasing
+    freq = freqs.copy()
+    freq[chg_k] = chg_f
+    assert np.all(np.diff(freq) > 0)
+    targets = np.concatenate([rng.uniform(-1, 21, 300), freq[chg_k], freq[chg_k - 1],
+                              (freq[chg_k] + freq[chg_k + 1]) / 2, [freq[0], freq[-1]]])
+    for target in targets:
+        assert _nearest_patched(freqs, chg_k, chg_f, chg_k.size, target) == _nearest_index(freq, target)
