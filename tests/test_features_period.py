@@ -17,12 +17,11 @@ from conftest import shared
 from alerce.features.base import PackedLightCurves
 from alerce.features.folded import FoldedKimFamily, folded_kim
 from alerce.features.harmonics import HarmonicsFamily, harmonics_base_names, harmonics_fit
+from alerce.features.period_scan import _power_rates, _ppe
 from alerce.features.periodogram import (
     POWER_RATE_FACTORS,
     POWER_RATE_NAMES,
     PeriodFamily,
-    _power_rates,
-    _ppe,
     finetune_grid,
     frequency_grid,
     mhaov_periodogram,
@@ -690,7 +689,7 @@ def top_local_maxima_numpy(p, n_top):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_top_local_maxima_matches_numpy(seed):
-    from alerce.features.periodogram import _top_local_maxima
+    from alerce.features.period_scan import _top_local_maxima
 
     rng = np.random.default_rng(seed)
     p = rng.gamma(2.0, 1.0, 5000)
@@ -707,7 +706,7 @@ def test_top_local_maxima_matches_numpy(seed):
 
 @pytest.mark.parametrize("m", [5, 100, 107, 20_000])
 def test_top_values_matches_sort_with_nan_and_inf(m):
-    from alerce.features.periodogram import _top_values
+    from alerce.features.period_scan import _top_values
 
     rng = np.random.default_rng(m)
     x = rng.normal(size=m)
@@ -726,7 +725,8 @@ def test_top_values_matches_sort_with_nan_and_inf(m):
 
 
 def test_zero_weight_padding_leaves_the_periodogram_unchanged():
-    from alerce.features.periodogram import _band_aov_grid, _pad_band, _step_table
+    from alerce.features.period_kernels import _band_aov_grid, _pad_band
+    from alerce.features.periodogram import _step_table
 
     rng = np.random.default_rng(3)
     freqs = frequency_grid()[:3000]
@@ -808,7 +808,7 @@ def _band(rng, n, period=0.77, span=700.0):
 
 @pytest.mark.parametrize("grid", ["alerce", "stride7", "first3000"])
 def test_lane_plan_reproduces_the_grid_advances(grid):
-    from alerce.features.periodogram import _lane_plan
+    from alerce.features.period_lanes import _lane_plan
 
     freqs = {"alerce": frequency_grid(), "stride7": frequency_grid()[::7],
              "first3000": frequency_grid()[:3000]}[grid]
@@ -835,7 +835,9 @@ def test_lane_kernel_tracks_the_double_precision_kernel(n):
     Below 8 points the fit is nearly exact and float32 cancellation makes a few frequencies
     inaccurate (more so in the point-vectorized float32 kernel): typical errors are checked.
     """
-    from alerce.features.periodogram import _band_aov_grid, _band_aov_lanes, _lane_plan, _step_table
+    from alerce.features.period_kernels import _band_aov_grid
+    from alerce.features.period_lanes import _band_aov_lanes, _lane_plan
+    from alerce.features.periodogram import _step_table
 
     rng = np.random.default_rng(100 + n)
     t, w, wy = _band(rng, n)
@@ -857,25 +859,31 @@ def test_lane_kernel_without_avx_gives_the_same_sums(monkeypatch):
     """The blend fallback (no ``vpermilps``) selects the same factors: identical output."""
     import numba
 
-    import alerce.features.periodogram as per
+    import alerce.features.period_lanes as lanes
+    from alerce.features.period_kernels import _KERNEL_OPTIONS
+    from alerce.features.periodogram import _step_table
 
     rng = np.random.default_rng(5)
     t, w, wy = _band(rng, 21)
     freqs = frequency_grid()
-    ids, steps = per._step_table(freqs)
-    plan = per._lane_plan(freqs)
+    ids, steps = _step_table(freqs)
+    plan = lanes._lane_plan(freqs)
     fast = np.empty(freqs.size)
-    per._band_aov_lanes(t, w, wy, freqs, ids, steps, plan, fast)
-    monkeypatch.setattr(per, "_target_has_avx", lambda: False)
-    options = {**per._KERNEL_OPTIONS, "cache": False}
-    blended = numba.njit(**options)(per._band_aov_lanes.py_func)
+    lanes._band_aov_lanes(t, w, wy, freqs, ids, steps, plan, fast)
+    # _lane_sums' codegen looks _target_has_avx up in period_lanes: patch it there
+    asked = []
+    monkeypatch.setattr(lanes, "_target_has_avx", lambda: asked.append(True) and False)
+    options = {**_KERNEL_OPTIONS, "cache": False}
+    blended = numba.njit(**options)(lanes._band_aov_lanes.py_func)
     slow = np.empty(freqs.size)
     blended(t, w, wy, freqs, ids, steps, plan, slow)
+    assert asked  # the recompilation took the blend path
     np.testing.assert_array_equal(slow, fast)
 
 
 def test_lane_kernel_tiny_bands_do_not_crash():
-    from alerce.features.periodogram import _band_aov_lanes, _lane_plan, _step_table
+    from alerce.features.period_lanes import _band_aov_lanes, _lane_plan
+    from alerce.features.periodogram import _step_table
 
     freqs = frequency_grid()[:2000]
     ids, steps = _step_table(freqs)
@@ -898,7 +906,7 @@ def block_max_numpy(x, size=16):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_scan_asum_matches_the_reference_routines(seed):
-    from alerce.features.periodogram import _scan_asum, _top_local_maxima
+    from alerce.features.period_scan import _scan_asum, _top_local_maxima
 
     rng = np.random.default_rng(seed)
     m = [19_999, 5000, 37, 3, 16, 17][seed]
@@ -921,7 +929,7 @@ def test_scan_asum_matches_the_reference_routines(seed):
 
 @pytest.mark.parametrize("case", ["gamma", "ties", "sparse", "tiny", "short", "huge_range"])
 def test_top_values_blocks_matches_the_heap(case):
-    from alerce.features.periodogram import _top_values, _top_values_blocks
+    from alerce.features.period_scan import _top_values, _top_values_blocks
 
     rng = np.random.default_rng(len(case))
     m = 20_000 if case != "short" else 90
@@ -948,7 +956,7 @@ def argmax_loop(x):
 
 
 def test_argmax_blocks_follows_the_loop_rule():
-    from alerce.features.periodogram import _argmax_blocks
+    from alerce.features.period_scan import _argmax_blocks
 
     rng = np.random.default_rng(9)
     cases = [rng.random(5000), np.round(rng.random(5000), 2), np.full(40, -np.inf),
@@ -960,7 +968,7 @@ def test_argmax_blocks_follows_the_loop_rule():
 
 
 def test_nearest_patched_matches_nearest_index_on_the_patched_grid():
-    from alerce.features.periodogram import _nearest_index, _nearest_patched
+    from alerce.features.period_scan import _nearest_index, _nearest_patched
 
     rng = np.random.default_rng(4)
     freqs = frequency_grid()

@@ -20,18 +20,27 @@ This reproduces ALeRCE's production 2021 ``PeriodExtractor`` + ``PowerRateExtrac
 Speed: the coarse grid is evaluated in one compiled loop per band. ``cos``/``sin`` of
 ``2 pi f_k t_i`` are advanced from one grid frequency to the next by a complex rotation (the float32
 grid has only ~20 distinct steps, so the rotation factors are tabulated once per light curve) and
-re-seeded exactly every :data:`RESEED` frequencies. By default (``precision="single"``) the rotated
-state and the point sums are float32, which doubles the SIMD width (8 lanes on AVX2); the AoV
-algebra on the sums is float64 (``precision="double"`` keeps everything in float64). The rotated
-state is ``sqrt(w) (cos, sin)`` so that every weighted sum costs one fused multiply-add per point
-(10 floating-point operations per point and frequency, rotation included); bands are padded with
-zero-weight points to a multiple of :data:`_PAD` so the point loop has no scalar remainder, and
-the kernels use ``error_model="numpy"`` so the per-frequency AoV algebra vectorizes (no division
-checks). In single precision, bands of up to :data:`_LANE_MAX_POINTS` points use a second kernel
-vectorized across 8 consecutive frequencies instead of across points (:func:`_band_aov_lanes`,
-no per-frequency horizontal reductions). The post-processing scans the ~20 000-frequency arrays
-once for block maxima and local maxima and then only visits the blocks that matter.
+re-seeded exactly every :data:`~alerce.features.period_kernels.RESEED` frequencies. By default
+(``precision="single"``) the rotated state and the point sums are float32, which doubles the SIMD
+width (8 lanes on AVX2); the AoV algebra on the sums is float64 (``precision="double"`` keeps
+everything in float64). The rotated state is ``sqrt(w) (cos, sin)`` so that every weighted sum
+costs one fused multiply-add per point (10 floating-point operations per point and frequency,
+rotation included); bands are padded with zero-weight points to a multiple of
+:data:`~alerce.features.period_kernels._PAD` so the point loop has no scalar remainder, and the
+kernels use ``error_model="numpy"`` so the per-frequency AoV algebra vectorizes (no division
+checks). In single precision, bands of up to
+:data:`~alerce.features.period_lanes._LANE_MAX_POINTS` points use a second kernel vectorized
+across 8 consecutive frequencies instead of across points
+(:func:`~alerce.features.period_lanes._band_aov_lanes`, no per-frequency horizontal
+reductions). The post-processing scans the ~20 000-frequency arrays once for block maxima and
+local maxima and then only visits the blocks that matter.
 Objects run in parallel with ``numba.prange``.
+
+Layout: this module holds the family, the grids and the per-object orchestration; the
+point-vectorized and fine-tuning kernels and the shared kernel constants are in
+:mod:`alerce.features.period_kernels`, the frequency-lane kernel in
+:mod:`alerce.features.period_lanes` and the post-processing scans in
+:mod:`alerce.features.period_scan`.
 """
 
 from __future__ import annotations
@@ -40,12 +49,29 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from alerce.features.base import BANDS, FeatureFamily, PackedLightCurves
-from alerce.features.trig import sincos_cycles
+from alerce.features.period_kernels import (  # noqa: F401  (RESEED: kept importable from here)
+    RESEED,
+    _band_aov_fine,
+    _band_aov_grid,
+    _fine_steps,
+    _pad_band,
+)
+from alerce.features.period_lanes import _LANE_MAX_POINTS, _band_aov_lanes, _lane_plan
+from alerce.features.period_scan import (
+    _SCAN,
+    _accumulate,
+    _argmax_blocks,
+    _block_max,
+    _entropy_ppe,
+    _nearest_patched,
+    _patched,
+    _power_rate_indices,
+    _scan_asum,
+    _top_values,
+    _top_values_blocks,
+)
 
 __all__ = [
     "PeriodFamily",
@@ -57,12 +83,6 @@ __all__ = [
     "POWER_RATE_NAMES",
 ]
 
-#: Frequencies between two exact re-evaluations of cos/sin in the recurrence.
-RESEED = 1024
-#: Frequencies whose weighted sums are buffered before the (vectorized) AoV algebra.
-_BLOCK = 256
-#: Bands are padded with zero-weight points to a multiple of this many points.
-_PAD = 8
 #: ``precision`` names and the zero that types the coarse-grid work arrays.
 _PRECISIONS = {"single": np.float32(0.0), "double": np.float64(0.0)}
 
@@ -76,15 +96,6 @@ POWER_RATE_NAMES: tuple[str, ...] = (
     "Power_rate_3",
     "Power_rate_4",
 )
-
-#: numba options of the AoV kernels: no zero-division checks (the AoV algebra then vectorizes)
-#: and reassociation for vectorized reductions.
-_KERNEL_OPTIONS = {
-    "nogil": True,
-    "cache": True,
-    "error_model": "numpy",
-    "fastmath": {"reassoc", "contract", "nsz", "arcp"},
-}
 
 
 def frequency_grid(fmin: float = 1e-3, fmax: float = 20.0, step: float = 1e-3) -> np.ndarray:
@@ -156,504 +167,8 @@ def robust_loc(x: np.ndarray, err: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# per-band AoV
+# one object
 # --------------------------------------------------------------------------------------------
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _aov_from_sums(sw, sc, ss, scc, scs, yc, ys):
-    """Regression sum of squares of ``y ~ 1 + cos + sin`` from weighted sums (``sum w y = 0``)."""
-    inv = 1.0 / sw
-    mc = sc * inv
-    ms = ss * inv
-    ccc = scc - sc * mc
-    css = (sw - scc) - ss * ms
-    ccs = scs - sc * ms
-    tol = 1e-12 * sw
-    aov = 0.0
-    if ccc > tol:
-        ic = 1.0 / ccc
-        aov = yc * yc * ic
-        r = ccs * ic
-        css2 = css - ccs * r
-        ys2 = ys - yc * r
-        if css2 > tol:
-            aov += ys2 * ys2 / css2
-    elif css > tol:
-        aov = ys * ys / css
-    return aov
-
-
-@numba.njit(**_KERNEL_OPTIONS)
-def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out, zero):
-    """``out[k] = aov(freqs[k])`` for one band with the rotation recurrence.
-
-    ``t`` is time relative to a reference, ``w = 1/err**2`` and ``wy = w * (y - weighted mean)``.
-    ``step_ids[k]`` indexes ``steps`` with ``freqs[k + 1] - freqs[k]``. The rotated state and
-    the per-frequency point sums have the type of ``zero`` (``np.float32(0)`` doubles the SIMD
-    width; ``0.0`` for double precision); rotation factors and re-seeds are computed in double
-    precision and rounded once, and the AoV algebra is always double precision.
-    """
-    n = t.size
-    m = freqs.size
-    ns = steps.size
-    rc = np.full((ns, n), zero)
-    rs = np.full((ns, n), zero)
-    for s in range(ns):
-        for i in range(n):
-            rc[s, i], rs[s, i] = sincos_cycles(steps[s] * t[i])
-    # the state is sqrt(w) (cos, sin): w c^2 and w c s are then plain products (one FMA each)
-    c = np.full(n, zero)
-    sn = np.full(n, zero)
-    sq = np.full(n, zero)
-    yq = np.full(n, zero)
-    sq64 = np.empty(n)
-    sw = 0.0
-    for i in range(n):
-        sw += w[i]
-        sq64[i] = math.sqrt(w[i])
-        sq[i] = sq64[i]
-        yq[i] = wy[i] / sq64[i] if w[i] > 0.0 else 0.0
-    inv = 1.0 / sw
-    tol = 1e-12 * sw
-    sums = np.empty((6, _BLOCK))
-    for k0 in range(0, m, _BLOCK):
-        if k0 % RESEED == 0:
-            # exact cos/sin every RESEED frequencies, rotations in between
-            f = freqs[k0]
-            for i in range(n):
-                cx, sx = sincos_cycles(f * t[i])
-                c[i] = sq64[i] * cx
-                sn[i] = sq64[i] * sx
-        kb = min(_BLOCK, m - k0)
-        for q in range(kb):
-            sid = step_ids[k0 + q]  # (2-D indexing: a row view would cost a refcount per frequency)
-            sc = zero
-            ss = zero
-            scc = zero
-            scs = zero
-            yc = zero
-            ys = zero
-            for i in range(n):
-                ci = c[i]
-                si = sn[i]
-                sc += sq[i] * ci
-                ss += sq[i] * si
-                scc += ci * ci
-                scs += ci * si
-                yc += yq[i] * ci
-                ys += yq[i] * si
-                c[i] = ci * rc[sid, i] - si * rs[sid, i]
-                sn[i] = ci * rs[sid, i] + si * rc[sid, i]
-            sums[0, q] = sc
-            sums[1, q] = ss
-            sums[2, q] = scc
-            sums[3, q] = scs
-            sums[4, q] = yc
-            sums[5, q] = ys
-        # AoV of the block in a separate (vectorizable) loop: same algebra as _aov_from_sums
-        for q in range(kb):
-            sc = sums[0, q]
-            ss = sums[1, q]
-            ccc = sums[2, q] - sc * sc * inv
-            css = (sw - sums[2, q]) - ss * ss * inv
-            ccs = sums[3, q] - sc * ss * inv
-            yc = sums[4, q]
-            ys = sums[5, q]
-            okc = ccc > tol
-            ic = 1.0 / ccc if okc else 0.0
-            r = ccs * ic
-            css2 = css - ccs * r
-            ys2 = ys - yc * r
-            out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
-
-
-# --------------------------------------------------------------------------------------------
-# per-band AoV, vectorized across frequencies (bands up to _LANE_MAX_POINTS points)
-# --------------------------------------------------------------------------------------------
-#
-# ``_band_aov_grid`` vectorizes over points, so every frequency ends with a horizontal reduction
-# of six SIMD accumulators, plus loop set-up and stores: ~10 ns per band and frequency, half of
-# the kernel for ZTF-sized bands. The lane kernel vectorizes over 8 consecutive grid frequencies
-# instead: each point holds the rotated state of a block of 8 frequencies (one 8 x float32
-# vector for cos, one for sin), each of the six sums is one vector accumulator whose lanes are
-# the sums of the 8 frequencies, and nothing is reduced. The lanes advance to the next block by
-# different amounts: ``f[k + 8 + j] - f[k + j]`` takes 24 distinct values on the float32 grid but
-# at most 2 in all but 10 of its 2500 blocks, so per point the cos and sin of the current pair
-# of advances are stored as ``[a, b, a, b, ...]`` and each block picks its lanes with one
-# in-lane permute (``vpermilps``, a shuffle port; a blend, which takes an FMA port, without AVX).
-# The other blocks gather their factors lane by lane. With the permutes, the lane kernel costs
-# ~0.3 ns per point and frequency against ~0.2 ns (plus the fixed ~10 ns) for the
-# point-vectorized kernel: it is faster up to ~75 points per band.
-# The kernel body is LLVM IR (``_lane_sums``): numba keeps vector accumulators of a loop in
-# memory otherwise.
-
-#: Frequencies per vector of the lane kernel (8 float32 lanes: one AVX register).
-_LANES = 8
-#: Points summed in float32 before the partial sums are added to float64 sums.
-_FLUSH = 32
-#: Bands with at most this many points use the lane kernel (single precision only).
-_LANE_MAX_POINTS = 64
-#: Lane-kernel record per point (float32): cos[8], sin[8] (state times sqrt(w)), sqrt(w)[8],
-#: (w y / sqrt(w))[8], then the cos and the sin of the current pair of advances (a, b), each
-#: stored as ``[a, b, a, b, a, b, a, b]``.
-_REC = 48
-
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-_F32 = ir.FloatType()
-_F64 = ir.DoubleType()
-_V8F = ir.VectorType(_F32, _LANES)
-_V8I = ir.VectorType(_I32, _LANES)
-_V8D = ir.VectorType(_F64, _LANES)
-
-
-def _lane_plan(freqs: np.ndarray) -> tuple:
-    """Lane advances of a grid for :func:`_band_aov_lanes`; an empty plan if the grid is unfit.
-
-    Block ``b`` holds frequencies ``8b .. 8b + 7``; lane ``j`` advances to the next block by
-    ``f[8b + 8 + j] - f[8b + j]`` (exact in float64). Returns ``(adv, kind, pa, pb, mask, ids)``:
-    the distinct advances and, per block, ``kind`` 0 (at most two distinct advances: ``adv[pa]``
-    on the lanes where ``mask`` is 0, ``adv[pb]`` where it is 1; consecutive blocks share their
-    pair where they can) or 1 (``adv[ids[b, j]]`` lane by lane). Lanes past the end of the grid
-    copy lane 0; the last block never advances.
-    """
-    m = freqs.size
-    nblk = -(-m // _LANES)
-    empty = (
-        np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        np.zeros(0, dtype=np.int64), np.zeros((0, _LANES), dtype=np.int32),
-        np.zeros((0, _LANES), dtype=np.int32),
-    )
-    if nblk < 2:
-        return empty
-    lo = np.arange(nblk - 1)[:, None] * _LANES + np.arange(_LANES)[None, :]
-    hi = lo + _LANES
-    adv = freqs[np.minimum(hi, m - 1)] - freqs[np.minimum(lo, m - 1)]
-    adv = np.where(hi < m, adv, adv[:, :1])
-    values, inverse = np.unique(adv, return_inverse=True)
-    if values.size > 256:
-        return empty
-    ids = np.zeros((nblk, _LANES), dtype=np.int32)
-    ids[:-1] = inverse.reshape(adv.shape)
-    ids[-1] = ids[-2]
-    kind = np.zeros(nblk, dtype=np.int64)
-    pa = np.zeros(nblk, dtype=np.int64)
-    pb = np.zeros(nblk, dtype=np.int64)
-    start = 0
-    used: set[int] = set()
-    for b in range(nblk + 1):
-        vals = set(ids[b].tolist()) if b < nblk else set()
-        if b < nblk and len(used | vals) <= 2:
-            used |= vals
-            continue
-        if used:  # the run start .. b - 1 uses the pair
-            pa[start:b] = min(used)
-            pb[start:b] = max(used)
-        if len(vals) > 2:
-            kind[b] = 1
-            pa[b] = pb[b] = ids[b, 0]
-            used = set()
-            start = b + 1
-        else:
-            used = vals
-            start = b
-    mask = np.where(ids == pa[:, None], 0, 1).astype(np.int32)
-    return values.astype(np.float64), kind, pa, pb, mask, ids
-
-
-def _target_has_avx() -> bool:
-    """Whether numba compiles for a CPU with AVX (``vpermilps``)."""
-    features = numba.config.CPU_FEATURES
-    if features is None:
-        if numba.config.CPU_NAME not in (None, "host"):
-            return False
-        import llvmlite.binding as llvm
-
-        features = llvm.get_host_cpu_features().flatten()
-    return "+avx" in features.split(",")
-
-
-def _c64(v: int) -> ir.Constant:
-    return ir.Constant(_I64, v)
-
-
-def _c32(v: int) -> ir.Constant:
-    return ir.Constant(_I32, v)
-
-
-@intrinsic
-def _lane_sums(typingctx, rec, tab, mask, ids, kind, b0, nb, col0, sums):
-    """Six weighted sums of blocks ``b0 .. b0 + nb - 1`` into ``sums[:, col0 : col0 + 8 nb]``.
-
-    ``rec`` holds the per-point records (:data:`_REC`), advanced to the next block in place;
-    ``tab`` the float32 ``(cos, sin)`` of every advance per point, read by ``kind`` 1 blocks.
-    ``sums`` rows: sum sqrt(w) c, sum sqrt(w) s, sum c^2, sum c s, sum yq c, sum yq s (float64).
-    """
-    sig = types.void(rec, tab, mask, ids, kind, b0, nb, col0, sums)
-
-    def codegen(context, builder, signature, args):
-        aty = signature.args
-        rec_a, tab_a, mask_a, ids_a = (
-            context.make_array(aty[j])(context, builder, args[j]) for j in range(4)
-        )
-        kind_v, b0_v, nb_v, col0_v = args[4:8]
-        sums_a = context.make_array(aty[8])(context, builder, args[8])
-        n = builder.extract_value(rec_a.shape, 0)
-        rowlen = builder.extract_value(rec_a.shape, 1)
-        nadv = builder.extract_value(tab_a.shape, 2)
-        sstride = builder.udiv(builder.extract_value(sums_a.strides, 0), _c64(8))
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(_V8F, [_V8F] * 3), "llvm.fmuladd.v8f32"
-        )
-        permil = None
-        if _target_has_avx():
-            permil = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_V8F, [_V8F, _V8I]),
-                "llvm.x86.avx.vpermilvar.ps.256",
-            )
-        zero32 = ir.Constant(_V8F, [ir.Constant(_F32, 0.0)] * _LANES)
-        zero64 = ir.Constant(_V8D, [ir.Constant(_F64, 0.0)] * _LANES)
-        accs = [cgutils.alloca_once(builder, _V8F) for _ in range(6)]  # promoted to registers
-        nflush = builder.udiv(builder.add(n, _c64(_FLUSH - 1)), _c64(_FLUSH))
-
-        def vptr(ptr, off, ty=_V8F):
-            return builder.bitcast(builder.gep(ptr, [off]), ty.as_pointer())
-
-        def splat(ptr, off):
-            x = builder.load(builder.gep(ptr, [_c64(off)]))
-            v = builder.insert_element(ir.Constant(_V8F, ir.Undefined), x, _c32(0))
-            return builder.shuffle_vector(v, v, ir.Constant(_V8I, [0] * _LANES))
-
-        def blocks(gather):
-            with cgutils.for_range(builder, nb_v) as bl:
-                b = builder.add(b0_v, bl.index)
-                col = builder.add(col0_v, builder.mul(bl.index, _c64(_LANES)))
-                lanes = builder.load(
-                    vptr((ids_a if gather else mask_a).data, builder.mul(b, _c64(_LANES)), _V8I),
-                    align=4,
-                )
-                pick_a = builder.icmp_signed("==", lanes, ir.Constant(_V8I, [0] * _LANES))
-                with cgutils.for_range(builder, nflush) as fl:
-                    i0 = builder.mul(fl.index, _c64(_FLUSH))
-                    i1 = builder.add(i0, _c64(_FLUSH))
-                    i1 = builder.select(builder.icmp_signed("<", i1, n), i1, n)
-                    for a in accs:
-                        builder.store(zero32, a)
-                    with cgutils.for_range(builder, i1, start=i0) as pl:
-                        p = builder.gep(rec_a.data, [builder.mul(pl.index, rowlen)])
-                        c = builder.load(vptr(p, _c64(0)), align=32)
-                        s = builder.load(vptr(p, _c64(8)), align=32)
-                        sq = builder.load(vptr(p, _c64(16)), align=32)
-                        yq = builder.load(vptr(p, _c64(24)), align=32)
-                        if gather:
-                            row = builder.gep(
-                                tab_a.data, [builder.mul(pl.index, builder.mul(nadv, _c64(2)))]
-                            )
-                            rc = rs = ir.Constant(_V8F, ir.Undefined)
-                            for j in range(_LANES):
-                                a = builder.sext(builder.extract_element(lanes, _c32(j)), _I64)
-                                cj = builder.load(builder.gep(row, [a]))
-                                sj = builder.load(builder.gep(row, [builder.add(a, nadv)]))
-                                rc = builder.insert_element(rc, cj, _c32(j))
-                                rs = builder.insert_element(rs, sj, _c32(j))
-                        elif permil is not None:
-                            pair_c = builder.load(vptr(p, _c64(32)), align=32)
-                            pair_s = builder.load(vptr(p, _c64(40)), align=32)
-                            rc = builder.call(permil, [pair_c, lanes])
-                            rs = builder.call(permil, [pair_s, lanes])
-                        else:
-                            rc = builder.select(pick_a, splat(p, 32), splat(p, 33))
-                            rs = builder.select(pick_a, splat(p, 40), splat(p, 41))
-                        acc = [builder.load(a) for a in accs]
-                        new = (
-                            builder.call(fma, [sq, c, acc[0]]),
-                            builder.call(fma, [sq, s, acc[1]]),
-                            builder.call(fma, [c, c, acc[2]]),
-                            builder.call(fma, [c, s, acc[3]]),
-                            builder.call(fma, [yq, c, acc[4]]),
-                            builder.call(fma, [yq, s, acc[5]]),
-                        )
-                        for a, v in zip(accs, new):
-                            builder.store(v, a)
-                        c_next = builder.call(fma, [c, rc, builder.fneg(builder.fmul(s, rs))])
-                        s_next = builder.call(fma, [s, rc, builder.fmul(c, rs)])
-                        builder.store(c_next, vptr(p, _c64(0)), align=32)
-                        builder.store(s_next, vptr(p, _c64(8)), align=32)
-                    first = builder.icmp_signed("==", fl.index, _c64(0))
-                    for j in range(6):
-                        off = builder.add(builder.mul(_c64(j), sstride), col)
-                        ptr = vptr(sums_a.data, off, _V8D)
-                        old = builder.select(first, zero64, builder.load(ptr, align=8))
-                        part = builder.fpext(builder.load(accs[j]), _V8D)
-                        builder.store(builder.fadd(old, part), ptr, align=8)
-
-        with builder.if_else(builder.icmp_signed("!=", kind_v, _c64(0))) as (gathered, paired):
-            with gathered:
-                blocks(True)
-            with paired:
-                blocks(False)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@numba.njit(**_KERNEL_OPTIONS)
-def _band_aov_lanes(t, w, wy, freqs, step_ids, steps, plan, out):
-    """``out[k] = aov(freqs[k])`` for one band, 8 frequencies per vector (float32 sums).
-
-    Same inputs as :func:`_band_aov_grid` (no padding needed) plus the grid's
-    :func:`_lane_plan`. The 8 lanes of a block are seeded exactly every :data:`RESEED`
-    frequencies (lane 0 by ``sincos``, lanes 1-7 by float64 single-step rotations), then advanced
-    one block at a time; point sums are float32 within :data:`_FLUSH` points, float64 beyond.
-    """
-    adv, kind, pa, pb, mask, ids = plan
-    n = t.size
-    m = freqs.size
-    ns = steps.size
-    na = adv.size
-    r1c = np.empty((ns, n))
-    r1s = np.empty((ns, n))
-    for s in range(ns):
-        for i in range(n):
-            r1c[s, i], r1s[s, i] = sincos_cycles(steps[s] * t[i])
-    tab = np.empty((n, 2, na), dtype=np.float32)
-    for a in range(na):
-        for i in range(n):
-            cx, sx = sincos_cycles(adv[a] * t[i])
-            tab[i, 0, a] = cx
-            tab[i, 1, a] = sx
-    rec = np.zeros((n, _REC), dtype=np.float32)
-    sq64 = np.empty(n)
-    sw = 0.0
-    for i in range(n):
-        sw += w[i]
-        sq64[i] = math.sqrt(w[i])
-        yq = wy[i] / sq64[i] if w[i] > 0.0 else 0.0
-        for j in range(_LANES):
-            rec[i, 16 + j] = sq64[i]
-            rec[i, 24 + j] = yq
-    inv = 1.0 / sw
-    tol = 1e-12 * sw
-    sums = np.empty((6, _BLOCK))
-    cur_a = -1
-    cur_b = -1
-    for k0 in range(0, m, _BLOCK):
-        if k0 % RESEED == 0:
-            f = freqs[k0]
-            for i in range(n):
-                cx, sx = sincos_cycles(f * t[i])
-                for j in range(_LANES):
-                    rec[i, j] = sq64[i] * cx
-                    rec[i, 8 + j] = sq64[i] * sx
-                    if k0 + j + 1 < m:
-                        sid = step_ids[k0 + j]
-                        rc = r1c[sid, i]
-                        rs = r1s[sid, i]
-                        cx, sx = cx * rc - sx * rs, cx * rs + sx * rc
-        kb = min(_BLOCK, m - k0)
-        nbk = (kb + _LANES - 1) // _LANES
-        b0 = k0 // _LANES
-        j0 = 0
-        while j0 < nbk:
-            b = b0 + j0
-            j1 = j0 + 1
-            while j1 < nbk and kind[b0 + j1] == kind[b] and (
-                kind[b] == 1 or (pa[b0 + j1] == pa[b] and pb[b0 + j1] == pb[b])
-            ):
-                j1 += 1
-            if kind[b] == 0 and (pa[b] != cur_a or pb[b] != cur_b):
-                cur_a = pa[b]
-                cur_b = pb[b]
-                for i in range(n):
-                    for q in range(0, _LANES, 2):
-                        rec[i, 32 + q] = tab[i, 0, cur_a]
-                        rec[i, 33 + q] = tab[i, 0, cur_b]
-                        rec[i, 40 + q] = tab[i, 1, cur_a]
-                        rec[i, 41 + q] = tab[i, 1, cur_b]
-            _lane_sums(rec, tab, mask, ids, kind[b], b, j1 - j0, j0 * _LANES, sums)
-            j0 = j1
-        for q in range(kb):
-            sc = sums[0, q]
-            ss = sums[1, q]
-            ccc = sums[2, q] - sc * sc * inv
-            css = (sw - sums[2, q]) - ss * ss * inv
-            ccs = sums[3, q] - sc * ss * inv
-            yc = sums[4, q]
-            ys = sums[5, q]
-            okc = ccc > tol
-            ic = 1.0 / ccc if okc else 0.0
-            r = ccs * ic
-            css2 = css - ccs * r
-            ys2 = ys - yc * r
-            out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
-
-
-@numba.njit(nogil=True, cache=True)
-def _fine_steps(fine):
-    """Distinct steps of a fine grid (1 to 3 values on float32 grids) and the step of each point."""
-    m = fine.size
-    nd = 0
-    dvals = np.empty(max(m - 1, 1))
-    dids = np.empty(max(m - 1, 1), dtype=np.int64)
-    for q in range(m - 1):
-        d = fine[q + 1] - fine[q]
-        j = 0
-        while j < nd and dvals[j] != d:
-            j += 1
-        if j == nd:
-            dvals[nd] = d
-            nd += 1
-        dids[q] = j
-    return dvals[:nd], dids
-
-
-@numba.njit(**_KERNEL_OPTIONS)
-def _band_aov_fine(t, w, wy, fine, dvals, dids, out, work):
-    """``out[q] = aov(fine[q])`` on a short fine grid.
-
-    cos/sin are evaluated exactly at ``fine[0]`` and rotated by the (exact, float64) distinct
-    steps ``dvals`` of the fine grid (:func:`_fine_steps`). ``work`` is scratch space of at
-    least ``2 + 2 * dvals.size`` rows of ``t.size``.
-    """
-    n = t.size
-    m = fine.size
-    nd = dvals.size
-    c = work[0]
-    sn = work[1]
-    for j in range(nd):
-        for i in range(n):
-            work[2 + 2 * j, i], work[3 + 2 * j, i] = sincos_cycles(dvals[j] * t[i])
-    f = fine[0]
-    sw = 0.0
-    for i in range(n):
-        c[i], sn[i] = sincos_cycles(f * t[i])
-        sw += w[i]
-    for q in range(m):
-        sc = 0.0
-        ss = 0.0
-        scc = 0.0
-        scs = 0.0
-        yc = 0.0
-        ys = 0.0
-        for i in range(n):
-            ci = c[i]
-            si = sn[i]
-            wc = w[i] * ci
-            sc += wc
-            ss += w[i] * si
-            scc += wc * ci
-            scs += wc * si
-            yc += wy[i] * ci
-            ys += wy[i] * si
-        out[q] = _aov_from_sums(sw, sc, ss, scc, scs, yc, ys)
-        if q + 1 < m:
-            j = 2 + 2 * dids[q]
-            for i in range(n):
-                ci = c[i]
-                si = sn[i]
-                c[i] = ci * work[j, i] - si * work[j + 1, i]
-                sn[i] = ci * work[j + 1, i] + si * work[j, i]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -666,11 +181,6 @@ def _ratio(num, wvar, aov):
     if den < floor:
         den = floor
     return num * aov / den
-
-
-# --------------------------------------------------------------------------------------------
-# one object
-# --------------------------------------------------------------------------------------------
 
 
 @numba.njit(nogil=True, cache=True)
@@ -704,24 +214,6 @@ def _prepare_band(time, mag, err, lo, hi, t_ref):
 
 
 @numba.njit(nogil=True, cache=True)
-def _pad_band(t, w, wy):
-    """Pad a band to a multiple of :data:`_PAD` points with zero-weight points at ``t = 0``.
-
-    A padded point has ``w = wy = 0`` and contributes exactly 0 to every weighted sum; the
-    compiled point loops then run without a scalar remainder.
-    """
-    n = t.size
-    m = ((n + _PAD - 1) // _PAD) * _PAD
-    tp = np.zeros(m)
-    wp = np.zeros(m)
-    wyp = np.zeros(m)
-    tp[:n] = t
-    wp[:n] = w
-    wyp[:n] = wy
-    return tp, wp, wyp
-
-
-@numba.njit(nogil=True, cache=True)
 def _center(y, w):
     """P4J centring: subtract robust_loc, then the weighted mean; returns (w*yc, wvar)."""
     n = y.size
@@ -743,226 +235,6 @@ def _center(y, w):
     if not math.isfinite(wvar):
         wvar = np.nan
     return wy, wvar
-
-
-# --------------------------------------------------------------------------------------------
-# block scans of the coarse grid (post-processing)
-# --------------------------------------------------------------------------------------------
-#
-# The post-processing needs, on the ~20 000-frequency arrays: the top local maxima of the AoV
-# sum, its 100 highest values (PPE), its argmax (power rates) and each band's argmax. The arrays
-# are scanned once, in blocks of _SCAN frequencies, for block maxima (and the local maxima); the
-# fine-tuning then changes at most n_local_optima entries, whose blocks are re-scanned, and the
-# top values and argmaxes only visit the blocks whose maximum can matter.
-
-#: Block length of the post-processing scans.
-_SCAN = 16
-
-
-@numba.njit(nogil=True, cache=True)
-def _accumulate(row, asum, bmax, first):
-    """``asum = row`` (``first``) or ``asum += row``, and the block maxima of ``row`` into ``bmax``.
-
-    Block maxima use ``v > max`` from ``-inf``: NaN never wins (an all-NaN block gives ``-inf``).
-    """
-    m = row.size
-    for j in range(bmax.size):
-        k0 = j * _SCAN
-        mx = -np.inf
-        if k0 + _SCAN <= m:  # full block: constant trip count, unrolled by LLVM
-            if first:
-                for q in range(_SCAN):
-                    v = row[k0 + q]
-                    asum[k0 + q] = v
-                    mx = v if v > mx else mx
-            else:
-                for q in range(_SCAN):
-                    v = row[k0 + q]
-                    asum[k0 + q] += v
-                    mx = v if v > mx else mx
-        else:
-            for k in range(k0, m):
-                v = row[k]
-                if first:
-                    asum[k] = v
-                else:
-                    asum[k] += v
-                mx = v if v > mx else mx
-        bmax[j] = mx
-
-
-@numba.njit(nogil=True, cache=True)
-def _block_max(x, bmax, j):
-    """Recompute ``bmax[j]``, the maximum of block ``j`` of ``x`` (NaN never wins)."""
-    mx = -np.inf
-    for k in range(j * _SCAN, min((j + 1) * _SCAN, x.size)):
-        v = x[k]
-        mx = v if v > mx else mx
-    bmax[j] = mx
-
-
-@numba.njit(nogil=True, cache=True)
-def _scan_asum(p, bmax, n_top):
-    """Block maxima of ``p`` into ``bmax``, and its top strict local maxima.
-
-    Returns ``(top, count, clean)``: what :func:`_top_local_maxima` returns (same order, same
-    ties) and whether ``p`` is free of NaN and negative values (an AoV sum always is, unless
-    the input overflows). The local maxima are counted in a branch-free pass; the
-    insertion pass only visits blocks whose maximum exceeds the current n_top-th local maximum.
-    """
-    m = p.size
-    for j in range(bmax.size):
-        k0 = j * _SCAN
-        mx = -np.inf
-        if k0 + _SCAN <= m:  # constant trip count: unrolled
-            for q in range(_SCAN):
-                v = p[k0 + q]
-                mx = v if v > mx else mx
-        else:
-            for k in range(k0, m):
-                v = p[k]
-                mx = v if v > mx else mx
-        bmax[j] = mx
-    count = 0
-    bad = (not p[0] >= 0.0) + (not p[m - 1] >= 0.0)
-    for k in range(1, m - 1):
-        v = p[k]
-        count += (v > p[k - 1]) & (v > p[k + 1])
-        bad += v < 0.0 or v != v
-    idx = np.full(n_top, -1, dtype=np.int64)
-    val = np.full(n_top, -np.inf)
-    thr = -np.inf
-    for j in range(bmax.size):
-        if not bmax[j] > thr:
-            continue
-        for k in range(max(j * _SCAN, 1), min((j + 1) * _SCAN, m - 1)):
-            v = p[k]
-            if v > thr and v > p[k - 1] and v > p[k + 1]:
-                q = n_top - 1
-                while q > 0 and val[q - 1] < v:
-                    val[q] = val[q - 1]
-                    idx[q] = idx[q - 1]
-                    q -= 1
-                val[q] = v
-                idx[q] = k
-                thr = val[n_top - 1]
-    return idx[: min(count, n_top)], count, bad == 0
-
-
-@numba.njit(nogil=True, cache=True)
-def _argmax_blocks(x, bmax):
-    """``argmax`` as the loop ``if x[k] > x[best]: best = k`` returns it, using block maxima."""
-    if x.size == 0 or x[0] != x[0]:
-        return 0  # nothing compares greater than a NaN at index 0
-    best = 0
-    for j in range(1, bmax.size):
-        if bmax[j] > bmax[best]:
-            best = j
-    top = bmax[best]
-    for k in range(best * _SCAN, min((best + 1) * _SCAN, x.size)):
-        if x[k] == top:
-            return k
-    return 0  # all -inf / NaN: the loop keeps index 0
-
-
-@numba.njit(nogil=True, cache=True)
-def _top_values_blocks(x, bmax, n):
-    """The ``n`` largest values of a NaN-free, non-negative ``x`` (any order), from block maxima.
-
-    Same multiset of values as :func:`_top_values`. Non-negative doubles order like their int64
-    bit patterns: a 1/16-octave histogram of the block maxima gives a lower bound of the n-th
-    largest value (``n`` blocks reach it), the values above it in those blocks are the
-    candidates, and the exact n-th largest candidate is found by bisection on the bit patterns.
-    """
-    m = x.size
-    if m <= n:
-        return x.copy()
-    nblk = bmax.size
-    xi = x.view(np.int64)
-    bi = bmax.view(np.int64)
-    top_bits = bi[0]
-    for j in range(1, nblk):
-        top_bits = max(top_bits, bi[j])
-    key = top_bits >> 48
-    hist = np.zeros(256, dtype=np.int64)
-    for j in range(nblk):
-        hist[min(key - (bi[j] >> 48), 255)] += 1
-    cum = 0
-    d = 0
-    while d < 255:
-        cum += hist[d]
-        if cum >= n:
-            break
-        d += 1
-    lo = (key - d) << 48 if d < 255 else 0
-    cap = 0
-    for j in range(nblk):
-        if bi[j] >= lo:
-            cap += _SCAN
-    cand = np.empty(cap, dtype=np.int64)
-    c = 0
-    for j in range(nblk):
-        if bi[j] >= lo:
-            for k in range(j * _SCAN, min((j + 1) * _SCAN, m)):
-                v = xi[k]
-                if v >= lo:
-                    cand[c] = v
-                    c += 1
-    # invariant: at least n candidates are >= lo, fewer than n are >= hi
-    hi = top_bits + 1
-    while hi - lo > 1:
-        mid = lo + (hi - lo) // 2
-        cnt = 0
-        for q in range(c):
-            cnt += cand[q] >= mid
-        if cnt >= n:
-            lo = mid
-        else:
-            hi = mid
-    out = np.empty(n)
-    oi = out.view(np.int64)
-    r = 0
-    for q in range(c):
-        if cand[q] > lo:
-            oi[r] = cand[q]
-            r += 1
-    while r < n:  # ties at the n-th largest value
-        oi[r] = lo
-        r += 1
-    return out
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _patched(freqs, chg_k, chg_f, nchg, k):
-    """``freqs[k]``, or its fine-tuned replacement."""
-    for j in range(nchg):
-        if chg_k[j] == k:
-            return chg_f[j]
-    return freqs[k]
-
-
-@numba.njit(nogil=True, cache=True)
-def _nearest_patched(freqs, chg_k, chg_f, nchg, target):
-    """:func:`_nearest_index` on the fine-tuned (still sorted) grid, without copying it."""
-    m = freqs.size
-    lo = 0
-    hi = m
-    while lo < hi:  # np.searchsorted(freq, target, side="left")
-        mid = (lo + hi) // 2
-        if _patched(freqs, chg_k, chg_f, nchg, mid) < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    i = lo
-    if i == 0:
-        return 0
-    if target > _patched(freqs, chg_k, chg_f, nchg, m - 1):
-        return m - 1
-    f_lo = _patched(freqs, chg_k, chg_f, nchg, i - 1)
-    mid = (f_lo + _patched(freqs, chg_k, chg_f, nchg, i)) / 2.0
-    if target > mid:
-        return i
-    return i - 1
 
 
 @numba.njit(nogil=True, cache=True)
@@ -1041,147 +313,6 @@ def _object_periodogram(time, mag, err, boff, freqs, step_ids, steps, plan, min_
         for k in range(m):
             p[k] = _ratio(d2sum / 2.0, wsum, asum[k])
     return p, pb, ok
-
-
-@numba.njit(nogil=True, cache=True)
-def _top_local_maxima(p, n_top):
-    """Indices of the ``n_top`` highest strict local maxima, highest first (fewer if absent)."""
-    m = p.size
-    idx = np.full(n_top, -1, dtype=np.int64)
-    val = np.full(n_top, -np.inf)
-    count = 0
-    thr = -np.inf
-    for k in range(1, m - 1):
-        v = p[k]
-        is_max = (v > p[k - 1]) & (v > p[k + 1])
-        count += is_max  # branch-free count; the insertion branch below is rarely taken
-        if v > thr and is_max:
-            j = n_top - 1
-            while j > 0 and val[j - 1] < v:
-                val[j] = val[j - 1]
-                idx[j] = idx[j - 1]
-                j -= 1
-            val[j] = v
-            idx[j] = k
-            thr = val[n_top - 1]
-    return idx[: min(count, n_top)], count
-
-
-@numba.njit(nogil=True, cache=True)
-def _nearest_index(freq, target):
-    """ALeRCE's power-rate rule: searchsorted, left neighbour unless beyond the midpoint."""
-    m = freq.size
-    i = np.searchsorted(freq, target)
-    if i == 0:
-        return 0
-    if target > freq[m - 1]:
-        return m - 1
-    mid = (freq[i - 1] + freq[i]) / 2.0
-    if target > mid:
-        return i
-    return i - 1
-
-
-@numba.njit(nogil=True, cache=True)
-def _power_rate_indices(freq, key, factors):
-    """Index of the maximum of ``key`` and, per factor, of the grid frequency nearest f*/factor.
-
-    Indices refer to ``freq`` as given (sorted internally when fine-tuning broke the order).
-    """
-    m = freq.size
-    best = 0
-    for k in range(1, m):
-        if key[k] > key[best]:
-            best = k
-    sorted_ok = True
-    for k in range(m - 1):
-        if freq[k + 1] < freq[k]:
-            sorted_ok = False
-            break
-    out = np.empty(factors.size, dtype=np.int64)
-    period = 1.0 / freq[best]
-    if sorted_ok:
-        for j in range(factors.size):
-            out[j] = _nearest_index(freq, 1.0 / (period * factors[j]))
-    else:
-        order = np.argsort(freq)
-        fs = freq[order]
-        for j in range(factors.size):
-            out[j] = order[_nearest_index(fs, 1.0 / (period * factors[j]))]
-    return best, out
-
-
-@numba.njit(nogil=True, cache=True)
-def _power_rates(freq, p, factors, out):
-    """``out[j] = P(f*/factor_j) / P(f*)`` on a periodogram ``p`` (ALeRCE rule)."""
-    best, idx = _power_rate_indices(freq, p, factors)
-    for j in range(factors.size):
-        out[j] = p[idx[j]] / p[best]
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _sift_down(heap, j, n):
-    """Restore the min-heap property below position ``j`` of ``heap[:n]``."""
-    v = heap[j]
-    while True:
-        c = 2 * j + 1
-        if c >= n:
-            break
-        if c + 1 < n and heap[c + 1] < heap[c]:
-            c += 1
-        if heap[c] < v:
-            heap[j] = heap[c]
-            j = c
-        else:
-            break
-    heap[j] = v
-
-
-@numba.njit(nogil=True, cache=True)
-def _top_values(x, n):
-    """The ``n`` largest values of ``x`` (any order; all of ``x`` when shorter), via a min-heap."""
-    m = x.size
-    if m <= n:
-        return x.copy()
-    heap = x[:n].copy()
-    for j in range(n // 2 - 1, -1, -1):
-        _sift_down(heap, j, n)
-    k = n
-    # blocks of 8 whose maximum cannot enter the heap are skipped (same result, fewer branches)
-    while k + 8 <= m:
-        bm = -np.inf  # NaN never wins a comparison, as in the per-element test
-        for j in range(k, k + 8):
-            v = x[j]
-            bm = v if v > bm else bm
-        if bm > heap[0]:
-            for j in range(k, k + 8):
-                if x[j] > heap[0]:
-                    heap[0] = x[j]
-                    _sift_down(heap, 0, n)
-        k += 8
-    for j in range(k, m):
-        if x[j] > heap[0]:
-            heap[0] = x[j]
-            _sift_down(heap, 0, n)
-    return heap
-
-
-@numba.njit(nogil=True, cache=True)
-def _entropy_ppe(top, n_best):
-    """``1 - H(top + 0.01 normalized) / ln(n_best)``."""
-    top = top + 1e-2
-    s = top.sum()
-    h = 0.0
-    for v in top:
-        q = v / s
-        h -= q * math.log(q)
-    return 1.0 - h / math.log(n_best)
-
-
-@numba.njit(nogil=True, cache=True)
-def _ppe(p, n_best):
-    """PPE of a periodogram ``p`` over its ``n_best`` highest values."""
-    return _entropy_ppe(_top_values(p, n_best), n_best)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -1500,4 +631,3 @@ def mhaov_periodogram(
     )
     per_band = {int(c): pb[b] for b, c in enumerate(codes) if ok[b]}
     return freqs, p, per_band
-
