@@ -286,11 +286,16 @@ def _detection_writes(changed: pd.DataFrame, new: pd.DataFrame,
               and c not in ("oid", "candid")]
     if not len(changed) or not len(stored) or not unread:
         return changed
-    copy = new.drop_duplicates(["oid", "candid"])[["oid", "candid", *unread]]
-    keyed = changed.drop(columns=unread).merge(copy, on=["oid", "candid"], how="left", indicator=True)
+    # only rows whose candid is stored can be a stored row (most changed rows are new detections)
+    maybe = changed["candid"].isin(stored["candid"]).to_numpy()
+    if not maybe.any():
+        return changed
+    rows = changed[maybe]
+    copy = new[new["candid"].isin(rows["candid"])].drop_duplicates(["oid", "candid"])[["oid", "candid", *unread]]
+    keyed = rows.drop(columns=unread).merge(copy, on=["oid", "candid"], how="left", indicator=True)
     in_batch = keyed.pop("_merge").eq("both").to_numpy()
-    full = keyed[in_batch][list(changed.columns)].reset_index(drop=True)
-    partial = changed[~in_batch].drop(columns=unread).reset_index(drop=True)
+    full = pd.concat([changed[~maybe], keyed[in_batch][list(changed.columns)]], ignore_index=True)
+    partial = rows[~in_batch].drop(columns=unread).reset_index(drop=True)
     return [f for f in (full, partial) if len(f)] or changed.iloc[:0]
 
 
