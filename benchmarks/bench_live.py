@@ -17,6 +17,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import threading
@@ -148,6 +150,7 @@ def main() -> None:
     from alerce.streams.steps import PipelineConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="alerce-bench-live-"))
+    atexit.register(shutil.rmtree, tmp, True)  # simulated nights and stores take GBs
     simulate(tmp / "sim", n_objects=args.n_objects, seed=5, nights=args.history_nights + 1)
     nights = sorted(p for p in (tmp / "sim").iterdir() if p.is_dir())
     history, live_night = nights[:-1], nights[-1]

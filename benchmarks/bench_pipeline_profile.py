@@ -36,8 +36,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import pstats
+import shutil
 import tempfile
 import time
 import warnings
@@ -131,6 +133,7 @@ def main() -> None:
     from alerce.streams.steps import PipelineConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="alerce-bench-profile-"))
+    atexit.register(shutil.rmtree, tmp, True)  # simulated nights and stores take GBs (--db keeps one)
     night = Path(args.night) if args.night else tmp / "night"
     if not args.night:
         simulate(night, n_objects=args.n_objects, seed=args.seed)
@@ -173,7 +176,8 @@ def main() -> None:
             tb = sum(before[s] for s in STAGES) / before["alerts"]
             tn = sum(results[name][s] for s in STAGES) / results[name]["alerts"]
             print(f"{'':<16}speed-up now / before: {tb / tn:.2f}x")
-    print(f"store: {db}")
+    if args.db:
+        print(f"store: {db}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import tempfile
 import time
 import warnings
@@ -37,6 +39,7 @@ def main() -> None:
     from alerce.streams.steps import PipelineConfig, run_batch
 
     tmp = Path(tempfile.mkdtemp(prefix="alerce-bench-replay-"))
+    atexit.register(shutil.rmtree, tmp, True)  # simulated nights and stores take GBs
     t0 = time.perf_counter()
     sim = simulate(tmp / "night", n_objects=args.n_objects, seed=11, nights=1)
     print(f"simulated: {sim}  ({time.perf_counter() - t0:.1f} s)")
