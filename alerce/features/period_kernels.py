@@ -77,6 +77,28 @@ def _pad_band(t, w, wy):
     return tp, wp, wyp
 
 
+@numba.njit(**_KERNEL_OPTIONS, inline="always")
+def _aov_block(sums, kb, sw, inv, tol, out, k0):
+    """AoV of ``kb`` frequencies from their six sums (``sums[:, :kb]``) into ``out[k0:k0 + kb]``.
+
+    The algebra of :func:`_aov_from_sums` in a loop of its own, so that LLVM vectorizes it.
+    """
+    for q in range(kb):
+        sc = sums[0, q]
+        ss = sums[1, q]
+        ccc = sums[2, q] - sc * sc * inv
+        css = (sw - sums[2, q]) - ss * ss * inv
+        ccs = sums[3, q] - sc * ss * inv
+        yc = sums[4, q]
+        ys = sums[5, q]
+        okc = ccc > tol
+        ic = 1.0 / ccc if okc else 0.0
+        r = ccs * ic
+        css2 = css - ccs * r
+        ys2 = ys - yc * r
+        out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
+
+
 @numba.njit(**_KERNEL_OPTIONS)
 def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out, zero):
     """``out[k] = aov(freqs[k])`` for one band with the rotation recurrence.
@@ -144,21 +166,7 @@ def _band_aov_grid(t, w, wy, freqs, step_ids, steps, out, zero):
             sums[3, q] = scs
             sums[4, q] = yc
             sums[5, q] = ys
-        # AoV of the block in a separate (vectorizable) loop: same algebra as _aov_from_sums
-        for q in range(kb):
-            sc = sums[0, q]
-            ss = sums[1, q]
-            ccc = sums[2, q] - sc * sc * inv
-            css = (sw - sums[2, q]) - ss * ss * inv
-            ccs = sums[3, q] - sc * ss * inv
-            yc = sums[4, q]
-            ys = sums[5, q]
-            okc = ccc > tol
-            ic = 1.0 / ccc if okc else 0.0
-            r = ccs * ic
-            css2 = css - ccs * r
-            ys2 = ys - yc * r
-            out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
+        _aov_block(sums, kb, sw, inv, tol, out, k0)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -18,7 +18,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from alerce.features.period_kernels import _BLOCK, _KERNEL_OPTIONS, RESEED
+from alerce.features.period_kernels import _BLOCK, _KERNEL_OPTIONS, RESEED, _aov_block
 from alerce.features.trig import sincos_cycles
 
 # ``period_kernels._band_aov_grid`` vectorizes over points, so every frequency ends with a
@@ -323,17 +323,4 @@ def _band_aov_lanes(t, w, wy, freqs, step_ids, steps, plan, out):
                         rec[i, 41 + q] = tab[i, 1, cur_b]
             _lane_sums(rec, tab, mask, ids, kind[b], b, j1 - j0, j0 * _LANES, sums)
             j0 = j1
-        for q in range(kb):
-            sc = sums[0, q]
-            ss = sums[1, q]
-            ccc = sums[2, q] - sc * sc * inv
-            css = (sw - sums[2, q]) - ss * ss * inv
-            ccs = sums[3, q] - sc * ss * inv
-            yc = sums[4, q]
-            ys = sums[5, q]
-            okc = ccc > tol
-            ic = 1.0 / ccc if okc else 0.0
-            r = ccs * ic
-            css2 = css - ccs * r
-            ys2 = ys - yc * r
-            out[k0 + q] = yc * yc * ic + (ys2 * ys2 / css2 if css2 > tol else 0.0)
+        _aov_block(sums, kb, sw, inv, tol, out, k0)

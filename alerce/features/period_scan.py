@@ -27,6 +27,19 @@ import numpy as np
 _SCAN = 16
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _insert_top(val, idx, v, k):
+    """Insert value ``v`` at index ``k`` into the descending top list ``val``/``idx``; new threshold."""
+    q = val.size - 1
+    while q > 0 and val[q - 1] < v:
+        val[q] = val[q - 1]
+        idx[q] = idx[q - 1]
+        q -= 1
+    val[q] = v
+    idx[q] = k
+    return val[val.size - 1]
+
+
 @numba.njit(nogil=True, cache=True)
 def _accumulate(row, asum, bmax, first):
     """``asum = row`` (``first``) or ``asum += row``, and the block maxima of ``row`` into ``bmax``.
@@ -106,14 +119,7 @@ def _scan_asum(p, bmax, n_top):
         for k in range(max(j * _SCAN, 1), min((j + 1) * _SCAN, m - 1)):
             v = p[k]
             if v > thr and v > p[k - 1] and v > p[k + 1]:
-                q = n_top - 1
-                while q > 0 and val[q - 1] < v:
-                    val[q] = val[q - 1]
-                    idx[q] = idx[q - 1]
-                    q -= 1
-                val[q] = v
-                idx[q] = k
-                thr = val[n_top - 1]
+                thr = _insert_top(val, idx, v, k)
     return idx[: min(count, n_top)], count, bad == 0
 
 
@@ -252,14 +258,7 @@ def _top_local_maxima(p, n_top):
         is_max = (v > p[k - 1]) & (v > p[k + 1])
         count += is_max  # branch-free count; the insertion branch below is rarely taken
         if v > thr and is_max:
-            j = n_top - 1
-            while j > 0 and val[j - 1] < v:
-                val[j] = val[j - 1]
-                idx[j] = idx[j - 1]
-                j -= 1
-            val[j] = v
-            idx[j] = k
-            thr = val[n_top - 1]
+            thr = _insert_top(val, idx, v, k)
     return idx[: min(count, n_top)], count
 
 
