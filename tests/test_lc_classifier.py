@@ -428,3 +428,41 @@ def test_hierarchical_model_uses_the_packed_forests_with_identical_results():
 
     for forest in [est.top_] + [c for c in est.children_.values() if c is not None]:
         np.testing.assert_array_equal(_predict_forest(forest, Xt), forest.predict_proba(Xt))
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.5])
+def test_packed_isolation_forest_equals_sklearn_bit_for_bit(max_features):
+    """Outlier scores through the numba kernel against IsolationForest.score_samples."""
+    from sklearn.ensemble import IsolationForest
+
+    from alerce.classifiers.lc.fastforest import PackedIsolationForest, packed
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 7))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    forest = IsolationForest(n_estimators=40, max_samples=200, max_features=max_features,
+                             random_state=1).fit(X)
+    Xq = rng.normal(size=(300, 7)) * rng.choice([1.0, 30.0], size=(300, 7))
+    Xq[rng.random(Xq.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(PackedIsolationForest(forest).score_samples(Xq), forest.score_samples(Xq))
+    assert isinstance(packed(forest), PackedIsolationForest) and packed(forest) is packed(forest)
+    single = IsolationForest(n_estimators=3, random_state=0).fit(X[:1])  # one sample: sklearn's score 1
+    np.testing.assert_array_equal(PackedIsolationForest(single).score_samples(Xq), single.score_samples(Xq))
+
+
+def test_default_outlier_scores_use_the_packed_forests_with_identical_values():
+    from alerce.classifiers.lc import load_default_model
+
+    try:
+        bundle = load_default_model()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    detector = bundle.objects.get("outliers")
+    assert detector is not None, "the default bundle ships outlier detectors"
+    from alerce.classifiers.outliers import _score_samples
+
+    rng = np.random.default_rng(2)
+    n = next(iter(detector.detectors_.values())).n_features_in_
+    Xt = rng.normal(size=(150, n)) * rng.choice([1.0, 10.0, 1e3], size=(150, n))
+    for forest in detector.detectors_.values():
+        np.testing.assert_array_equal(_score_samples(forest, Xt), forest.score_samples(Xt))
