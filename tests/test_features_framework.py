@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import runpy
+import importlib.util
+import sys
 import warnings
 
 import numpy as np
@@ -186,8 +187,16 @@ def test_extractor_errors_and_context():
         Extractor([_Const("a", 1)]).compute(_tiny_lc(), context={"q": [1.0]})
 
 
-def test_custom_family_example_runs():
-    mod = runpy.run_path(str(ROOT / "examples" / "custom_feature_family.py"))
+def test_custom_family_example_runs(monkeypatch):
+    # imported under a real module name: numba's on-disk cache of the example's kernel records its
+    # module and re-imports it when the cache is loaded (a runpy namespace cannot be re-imported,
+    # so a second run of the suite failed on the cache the first run wrote)
+    path = ROOT / "examples" / "custom_feature_family.py"
+    spec = importlib.util.spec_from_file_location("custom_feature_family", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    mod = vars(module)
     out = mod["demo"]()
     assert out.shape[0] == 2
     np.testing.assert_allclose(out["range_ratio_1"], 1.0)  # both are max - min of the same mags
