@@ -17,7 +17,7 @@ from conftest import shared
 from alerce.features.base import PackedLightCurves
 from alerce.features.folded import FoldedKimFamily, folded_kim
 from alerce.features.harmonics import HarmonicsFamily, harmonics_base_names, harmonics_fit
-from alerce.features.period_scan import _power_rates, _ppe
+from alerce.features.period_scan import _entropy_ppe, _power_rate_indices, _top_values
 from alerce.features.periodogram import (
     POWER_RATE_FACTORS,
     POWER_RATE_NAMES,
@@ -27,6 +27,18 @@ from alerce.features.periodogram import (
     mhaov_periodogram,
     robust_loc,
 )
+
+
+def _power_rates(freq, p, factors, out):
+    """``out[j] = P(f*/factor_j) / P(f*)`` on a periodogram ``p``, from the module's index rule."""
+    best, idx = _power_rate_indices(freq, p, factors)
+    out[:] = p[idx] / p[best]
+
+
+def _ppe(p, n_best):
+    """PPE of a periodogram ``p`` over its ``n_best`` highest values, from the module's parts."""
+    return _entropy_ppe(_top_values(p, n_best), n_best)
+
 
 # ------------------------------------------------------------------------------------------------
 # helpers

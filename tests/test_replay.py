@@ -357,16 +357,17 @@ def test_rewritten_stored_detections_keep_the_columns_not_read_back(tmp_path):
     # a stored row the new batch does not repeat, whose stored flag differs from the recomputed one
     repeated = set(zip(second.detections["oid"], second.detections["candid"]))
     stored = state["detection"]
-    row = next(i for i, k in enumerate(zip(stored["oid"], stored["candid"])) if k not in repeated) \
-        if any(k not in repeated for k in zip(stored["oid"], stored["candid"])) else 0
-    key = (stored["oid"].iloc[row], int(stored["candid"].iloc[row]))
+    keys = list(zip(stored["oid"], stored["candid"]))
+    row = next((i for i, k in enumerate(keys) if k not in repeated), 0)  # else: drop its copy below
+    key = (keys[row][0], int(keys[row][1]))
     second.detections = second.detections[
         ~((second.detections["oid"] == key[0]) & (second.detections["candid"] == key[1]))]
     state["detection"].loc[row, "dubious"] = not bool(stored["dubious"].iloc[row])
-    written = process_alerts(second, state).tables["detection"]
+    tables = process_alerts(second, state).tables
+    written = tables["detection"]
     parts = written if isinstance(written, list) else [written]
     assert any(((p["oid"] == key[0]) & (p["candid"] == key[1])).any() for p in parts)  # rewritten
-    store.write(process_alerts(second, state).tables)
+    store.write(tables)
     after = store.read_table("detection").set_index(["oid", "candid"])
     kept = [c for c in ("magap", "sigmagap", "rbversion", "drb", "drbversion", "nid", "pid")
             if pd.notna(before.loc[key, c])]

@@ -96,8 +96,7 @@ def _score_samples(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
 
     scikit-learn walks its trees one Python call each (~15 ms per detector whatever the rows).
     """
-    from alerce.classifiers.lc.fastforest import packed
-    from alerce.classifiers.lc.model import PACKED_FOREST_MAX_ROWS
+    from alerce.classifiers.lc.fastforest import PACKED_FOREST_MAX_ROWS, packed
 
     if len(X) <= PACKED_FOREST_MAX_ROWS and hasattr(forest, "_decision_path_lengths"):
         return packed(forest).score_samples(X)

@@ -306,14 +306,6 @@ def _power_rate_indices(freq, key, factors):
     return best, out
 
 
-@numba.njit(nogil=True, cache=True)
-def _power_rates(freq, p, factors, out):
-    """``out[j] = P(f*/factor_j) / P(f*)`` on a periodogram ``p`` (ALeRCE rule)."""
-    best, idx = _power_rate_indices(freq, p, factors)
-    for j in range(factors.size):
-        out[j] = p[idx[j]] / p[best]
-
-
 @numba.njit(nogil=True, cache=True, inline="always")
 def _sift_down(heap, j, n):
     """Restore the min-heap property below position ``j`` of ``heap[:n]``."""
@@ -371,9 +363,3 @@ def _entropy_ppe(top, n_best):
         q = v / s
         h -= q * math.log(q)
     return 1.0 - h / math.log(n_best)
-
-
-@numba.njit(nogil=True, cache=True)
-def _ppe(p, n_best):
-    """PPE of a periodogram ``p`` over its ``n_best`` highest values."""
-    return _entropy_ppe(_top_values(p, n_best), n_best)

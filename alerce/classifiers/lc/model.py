@@ -25,19 +25,13 @@ __all__ = ["HierarchicalRandomForest", "ALERCE_EXCLUDED_FEATURES"]
 ALERCE_EXCLUDED_FEATURES: tuple[str, ...] = ("Mean_1", "Mean_2")
 
 
-
-#: Below this many rows the packed numba forests are faster than scikit-learn's per-tree calls
-#: (measured: 5.8x at 300 rows, 2.4x at 10^3, 0.9x at 10^4; ``benchmarks/bench_lc_classifier.py``).
-PACKED_FOREST_MAX_ROWS = 5000
-
-
 def _predict_forest(forest, X) -> np.ndarray:
     """``forest.predict_proba(X)``, evaluated by the packed numba kernel for pipeline-sized batches.
 
     Same values bit for bit (:mod:`alerce.classifiers.lc.fastforest`), without the per-tree Python
     dispatch that costs ~30 ms per 300-tree forest and call.
     """
-    from alerce.classifiers.lc.fastforest import packed
+    from alerce.classifiers.lc.fastforest import PACKED_FOREST_MAX_ROWS, packed
 
     if len(X) > PACKED_FOREST_MAX_ROWS:
         return forest.predict_proba(X)
