@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sqlite3
+import threading
 
 import numpy as np
 import pandas as pd
@@ -644,6 +645,29 @@ def test_processes_racing_to_create_a_store(url):
         assert sorted(st.read_table("object")["oid"]) == ["o0", "o1", "o2", "shared"]
         with st.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT COUNT(*) FROM schema_version")).scalar() == 1
+
+
+def test_opening_waits_while_another_process_holds_the_write_lock_of_a_new_file(tmp_path):
+    # A new file is in rollback-journal mode; switching it to WAL while another connection holds
+    # the write lock made SQLite answer "database is locked" at once, skipping the busy timeout
+    # (CI failure of test_processes_racing_to_create_a_store). Opening must wait instead.
+    path = tmp_path / "store.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    release = threading.Timer(0.3, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        with Store(f"sqlite:///{path}") as st:
+            st.write({"object": pd.DataFrame({"oid": ["o1"], "ndet": [1]})})
+            assert st.read_table("object")["oid"].tolist() == ["o1"]
+        assert release.finished.is_set()
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        release.join()
+        holder.close()
 
 
 def _child_write(store: Store, errors) -> None:

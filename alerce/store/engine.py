@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -63,7 +64,7 @@ def _sqlite_engine(u: URL, busy_timeout: float) -> Engine:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cur, busy_timeout)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -78,6 +79,27 @@ def _sqlite_engine(u: URL, busy_timeout: float) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _switch_to_wal(cur, busy_timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the lock.
+
+    Switching a new (rollback-journal) file to WAL needs an exclusive lock. When another process
+    holds the write lock at that moment, SQLite reports "database is locked" at once instead of
+    calling the busy handler (it would risk a deadlock), so processes racing to create a store
+    need this retry. The mode is stored in the file: later connections find it set.
+    """
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver module stays implicit
+            if not is_retryable(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
 
 def _postgres_engine(u: URL) -> Engine:
