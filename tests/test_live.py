@@ -171,14 +171,22 @@ def test_worker_killed_mid_batch_loses_nothing(broker, tmp_path):
     group = f"g-{uuid.uuid4().hex[:6]}"
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=False) as client:
+        killed = threading.Event()
+
         def _kill_one_worker():
             time.sleep(4)
             workers = list(client.scheduler_info()["workers"])
-            client.run(os._exit, 1, workers=workers[:1])  # the nanny restarts it; its tasks rerun
+            try:
+                client.run(os._exit, 1, workers=workers[:1])  # the nanny restarts it; its tasks rerun
+            except OSError:  # CommClosedError: the worker died before it could answer
+                killed.set()
 
-        threading.Thread(target=_kill_one_worker, daemon=True).start()
+        killer = threading.Thread(target=_kill_one_worker, daemon=True)
+        killer.start()
         stream(broker.bootstrap, topic, group, store=url, client=client, batch_size=5,
                idle_timeout=10, consumer_settings=FAST_GROUP, handle_signals=False)
+        killer.join(timeout=30)
+    assert killed.is_set(), "the worker was not killed"
     assert stored_candids(url) == sorted({c for _, c in alerts})
     assert committed(broker.bootstrap, group, topic, 2) == end_offsets(broker.bootstrap, topic, 2)
 
