@@ -400,6 +400,69 @@ def test_load_state_many_objects(store):
     assert set(state["detection"]["oid"]) == set(oids)
 
 
+def _state_tables_with_awkward_columns() -> dict[str, pd.DataFrame]:
+    """State rows whose columns start NULL for > 1,024 rows then hold values, or are all NULL."""
+    tables = make_tables(seed=7)
+    det = make_detections(n_obj=30, n_per=50, seed=8)
+    det = det.sort_values(["oid", "candid"]).reset_index(drop=True)
+    det["rfid"] = pd.array([pd.NA] * 1200 + list(range(len(det) - 1200)), dtype="Int64")
+    det["magpsf_corr"] = [np.nan] * 1300 + list(np.linspace(15, 20, len(det) - 1300))
+    det["corrected"] = pd.array([pd.NA] * 1100 + [True, False] * ((len(det) - 1100) // 2), dtype="boolean")
+    tables["detection"] = det
+    oids = pd.unique(det["oid"])
+    n_fp = 1500
+    tables["forced_photometry"] = pd.DataFrame({
+        "oid": np.resize(oids, n_fp), "pid": np.arange(n_fp, dtype=np.int64) + 10**11,
+        "mjd": 58000.0 + np.arange(n_fp), "fid": np.ones(n_fp, int),
+        "procstatus": [None] * 1100 + ["0", "56"] * 200,  # text that starts NULL
+        "parent_candid": pd.array([pd.NA] * n_fp, dtype="Int64")})
+    tables["ps1_ztf"] = pd.DataFrame({"oid": oids, "candid": np.arange(len(oids), dtype=np.int64),
+                                      "objectidps1": pd.array([pd.NA] * len(oids), dtype="Int64"),
+                                      "sgscore1": np.full(len(oids), np.nan)})  # all NULL
+    tables["reference"] = pd.DataFrame({"oid": oids[:3], "rfid": np.arange(3, dtype=np.int64),
+                                        "candid": np.arange(3, dtype=np.int64), "magnr": [np.nan, 17.0, 18.0]})
+    return tables
+
+
+def test_columnar_and_row_reads_give_identical_state(tmp_path, caplog):
+    pytest.importorskip("adbc_driver_sqlite")
+    caplog.set_level("DEBUG", logger="alerce.store.store")
+    from alerce.store.arrow_reader import ArrowReader
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tables = _state_tables_with_awkward_columns()
+    with Store(url) as columnar, Store(url, arrow_reads=False) as rows:
+        columnar.write(tables)
+        oids = list(pd.unique(tables["detection"]["oid"])) + list(tables["object"]["oid"])
+        for kwargs in ({}, {"columns": {"detection": ["oid", "candid", "rfid", "corrected"]}},
+                       {"at_least": {"forced_photometry": ("pid", None)}}):
+            a, b = columnar.load_state(oids, **kwargs), rows.load_state(oids, **kwargs)
+            assert isinstance(columnar._arrow, ArrowReader) and rows._arrow is None
+            for name in STATE_TABLES:
+                pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+        assert columnar.load_state(["not_stored"])["detection"].dtypes.equals(
+            rows.load_state(["not_stored"])["detection"].dtypes)
+    assert "columnar read failed" not in caplog.text  # the columnar path itself gave those frames
+
+
+def test_failed_columnar_read_falls_back_to_rows(tmp_path, monkeypatch):
+    pytest.importorskip("adbc_driver_sqlite")
+    from alerce.store import arrow_reader
+
+    calls = []
+
+    def broken(self, queries):
+        calls.append(len(queries))
+        raise OSError("[SQLite] Type mismatch in column 0")
+
+    monkeypatch.setattr(arrow_reader.ArrowReader, "read", broken)
+    tables = make_tables(seed=9)
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as st:
+        st.write(tables)
+        state = st.load_state(tables["object"]["oid"])
+    assert calls and len(state["detection"]) == len(tables["detection"])
+
+
 def test_golden_corrected_detections_round_trip(store):
     path = shared("golden", "alerce_lc_correction", "10_objects_corrected.parquet")
     nd_path = shared("golden", "alerce_lc_correction", "10_objects_non_detections.parquet")

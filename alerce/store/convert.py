@@ -238,44 +238,97 @@ def _bool_arrow(col: Sequence[Any]):
         return pa.array(col, type=pa.int64()).cast(pa.bool_())
 
 
+def _kind_of(name: str, table: sa.Table) -> str:
+    return kind(table.c[name].type) if name in table.c else "text"
+
+
+def _values_as_arrow(col: Sequence[Any], k: str):
+    """Fetched Python values of one column as an Arrow array of the column kind's type."""
+    import pyarrow as pa
+
+    if k == "float":
+        return _arrow(col, pa.float64())
+    if k == "int":
+        return _arrow(col, pa.int64())
+    if k == "bool":
+        return _bool_arrow(col)
+    if k == "json":  # text, or already decoded by a driver (PostgreSQL): kept as Python objects
+        return col
+    if k == "datetime":  # ISO text (SQLite) or datetime objects (PostgreSQL)
+        return col
+    try:
+        return _arrow(col, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # SQLite may hold a number in a TEXT column
+        return _arrow([None if v is None else str(v) for v in col], pa.string())
+
+
+def _arrow_as_kind(arr, k: str):
+    """An Arrow array of whatever type SQLite's values were read as, cast to the column's kind."""
+    import pyarrow as pa
+
+    if k in ("json", "datetime"):
+        return arr.to_pylist()
+    target = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}.get(k, pa.string())
+    if arr.type == target:
+        return arr
+    if k == "bool" and not (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
+        arr = arr.cast(pa.int64())
+    return arr.cast(target)
+
+
+def _pandas_column(name: str, k: str, arr, n: int):
+    """One typed column (dtypes as in the module docstring) from an Arrow array of its kind
+    (Python values for JSON and timestamp columns)."""
+    import pyarrow as pa
+
+    if k == "float":
+        return arr.to_numpy(zero_copy_only=False)
+    if k == "int":
+        if arr.null_count or name in ALWAYS_NULLABLE_INT:
+            return arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        return arr.to_numpy()
+    if k == "bool":
+        if arr.null_count:
+            return arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        return arr.to_numpy(zero_copy_only=False)
+    if k == "json":
+        return pd.Series([json.loads(v) if isinstance(v, (str, bytes)) else v for v in arr], dtype=object)
+    if k == "datetime":
+        conv = [dt.datetime.fromisoformat(v) if isinstance(v, str) else v for v in arr]
+        return pd.Series(pd.to_datetime(conv) if n else pd.to_datetime([]), dtype="datetime64[us]")
+    return pd.Series(arr.to_pandas(), dtype="str")
+
+
+def _frame(columns: dict[str, Any], names: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v)
+                         for k, v in columns.items()}, columns=list(names))
+
+
 def frame_from_rows(rows: Sequence[Sequence[Any]], names: Sequence[str], table: sa.Table) -> pd.DataFrame:
     """A typed frame from fetched rows (see the module docstring for the dtypes).
 
     Columns are built with pyarrow from the fetched Python values (NULL -> null), then turned into
     numpy/pandas arrays; this is several times faster than per-value Python conversions.
     """
-    import pyarrow as pa
-
     n = len(rows)
     cols = list(zip(*rows, strict=False)) if n else [()] * len(names)
     data = {}
     for name, col in zip(names, cols, strict=False):
-        k = kind(table.c[name].type) if name in table.c else "text"
-        if k == "float":
-            data[name] = _arrow(col, pa.float64()).to_numpy(zero_copy_only=False)
-        elif k == "int":
-            arr = _arrow(col, pa.int64())
-            if arr.null_count or name in ALWAYS_NULLABLE_INT:
-                data[name] = arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-            else:
-                data[name] = arr.to_numpy()
-        elif k == "bool":
-            arr = _bool_arrow(col)
-            if arr.null_count:
-                data[name] = arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
-            else:
-                data[name] = arr.to_numpy(zero_copy_only=False)
-        elif k == "json":
-            data[name] = pd.Series([json.loads(v) if isinstance(v, (str, bytes)) else v for v in col],
-                                   dtype=object)
-        elif k == "datetime":
-            conv = [dt.datetime.fromisoformat(v) if isinstance(v, str) else v for v in col]
-            data[name] = pd.Series(pd.to_datetime(conv) if n else pd.to_datetime([]), dtype="datetime64[us]")
-        else:
-            try:
-                arr = _arrow(col, pa.string())
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # SQLite may hold a number in a TEXT column
-                arr = _arrow([None if v is None else str(v) for v in col], pa.string())
-            data[name] = pd.Series(arr.to_pandas(), dtype="str")
-    return pd.DataFrame({k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v)
-                         for k, v in data.items()}, columns=list(names))
+        k = _kind_of(name, table)
+        data[name] = _pandas_column(name, k, _values_as_arrow(col, k), n)
+    return _frame(data, names)
+
+
+def frame_from_arrow(result, names: Sequence[str], table: sa.Table) -> pd.DataFrame:
+    """Same frame as :func:`frame_from_rows`, from an Arrow table holding the same columns.
+
+    The Arrow types are whatever the reader inferred from SQLite's values (an empty or all-NULL
+    column may come as ``int64`` or ``null``); each column is cast to its SQL kind first.
+    """
+    n = result.num_rows
+    data = {}
+    for i, name in enumerate(names):
+        k = _kind_of(name, table)
+        data[name] = _pandas_column(name, k, _arrow_as_kind(result.column(i).combine_chunks(), k), n)
+    return _frame(data, names)
+

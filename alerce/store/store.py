@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import version as _version
-from .convert import StoreDataError, frame_from_rows, prepare
+from .arrow_reader import ArrowReader, adbc_available
+from .convert import StoreDataError, frame_from_arrow, frame_from_rows, prepare
 from .engine import DEFAULT_BUSY_TIMEOUT, WRITE_OPTION, create_engine, is_retryable, normalize_url
 from .schema import METADATA, STATE_TABLES, TABLE_NAMES, UPSERT_GUARDS
 from .sql import DEFAULT_CHUNK_SIZE, write_copy, write_executemany
@@ -50,6 +51,10 @@ class Store:
     retries : int
         A write that fails with a deadlock / "database is locked" is retried this many times
         (the failed attempt was rolled back, so a retry is safe).
+    arrow_reads : bool
+        SQLite files: read :meth:`load_state` through the ADBC SQLite driver into Arrow columns
+        when ``adbc-driver-sqlite`` is installed (same frames, ~3x faster on large light curves;
+        any failure falls back to ``sqlite3``). ``False`` always uses ``sqlite3``.
 
     Raises
     ------
@@ -61,7 +66,7 @@ class Store:
 
     def __init__(self, url: str = "sqlite:///alerce.db", *, create: bool = True,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT, pg_method: str = "copy",
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, retries: int = 5) -> None:
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, retries: int = 5, arrow_reads: bool = True) -> None:
         if pg_method not in ("copy", "executemany"):
             raise ValueError(f"pg_method must be 'copy' or 'executemany', not {pg_method!r}")
         self._url = normalize_url(url)
@@ -74,8 +79,10 @@ class Store:
         self.chunk_size = int(chunk_size)
         self.retries = int(retries)
         self._pid = os.getpid()
+        self.arrow_reads = bool(arrow_reads)
+        self._arrow: ArrowReader | None = None
         self._options = {"busy_timeout": busy_timeout, "pg_method": pg_method, "chunk_size": chunk_size,
-                         "retries": retries}
+                         "retries": retries, "arrow_reads": arrow_reads}
         try:
             self.schema_version = _version.ensure_schema(self.engine, self.url, create=create)
         except BaseException:
@@ -110,6 +117,8 @@ class Store:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        if self._arrow is not None:
+            self._arrow.close()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -272,27 +281,51 @@ class Store:
             if unknown:
                 raise KeyError(f"load_state: table {name!r} has no column(s) {unknown}")
         unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
-        out: dict[str, pd.DataFrame] = {}
         param: Any = unique if self.backend == "postgresql" else json.dumps(unique)
+        plan = []  # (table, column names, sql and parameters, or None for an empty frame)
+        for name in STATE_TABLES:
+            table = METADATA.tables[name]
+            wanted = set(columns.get(name, ()))
+            names = [c.name for c in table.columns if not wanted or c.name in wanted]
+            bound_col, bound = at_least.get(name, (None, None))
+            query = None
+            if unique and not (bound_col and bound is None):
+                query = (self._state_sql(table, names, bound_col),
+                         (param, _plain(bound)) if bound_col else (param,))
+            plan.append((table, names, query))
+        if self._arrow_reader() is not None:
+            try:
+                return self._load_state_arrow(plan)
+            except Exception as exc:  # noqa: BLE001 - the sqlite3 path below gives the same frames
+                log.debug("store %s: columnar read failed (%s), reading rows instead", self.url, exc)
+        out: dict[str, pd.DataFrame] = {}
         with self._connect() as conn, conn.begin():
             if self.backend == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor = conn.connection.driver_connection.cursor()
             try:
-                for name in STATE_TABLES:
-                    table = METADATA.tables[name]
-                    wanted = set(columns.get(name, ()))
-                    names = [c.name for c in table.columns if not wanted or c.name in wanted]
+                for table, names, query in plan:
                     rows: list = []
-                    bound_col, bound = at_least.get(name, (None, None))
-                    if unique and not (bound_col and bound is None):
-                        sql = self._state_sql(table, names, bound_col)
-                        cursor.execute(sql, (param, _plain(bound)) if bound_col else (param,))
+                    if query is not None:
+                        cursor.execute(*query)
                         rows = cursor.fetchall()
-                    out[name] = frame_from_rows(rows, names, table)
+                    out[table.name] = frame_from_rows(rows, names, table)
             finally:
                 cursor.close()
         return out
+
+    def _arrow_reader(self) -> ArrowReader | None:
+        """The columnar (ADBC) reader of a SQLite file store, when enabled and installed."""
+        if self._arrow is None and self.arrow_reads and self.backend == "sqlite" \
+                and self._url.database not in (None, "", ":memory:") and adbc_available():
+            self._arrow = ArrowReader(self._url.database)
+        return self._arrow
+
+    def _load_state_arrow(self, plan) -> dict[str, pd.DataFrame]:
+        queries = [q for _, _, q in plan if q is not None]
+        results = iter(self._arrow.read(queries))
+        return {table.name: frame_from_arrow(next(results), names, table) if q is not None
+                else frame_from_rows([], names, table) for table, names, q in plan}
 
     def read_table(self, name: str, where: Mapping[str, Any] | None = None,
                    columns: Sequence[str] | None = None) -> pd.DataFrame:
