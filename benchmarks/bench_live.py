@@ -114,6 +114,24 @@ def wait_stored(pipe, n: int, timeout: float = 600.0) -> float:
     return time.perf_counter()
 
 
+def sample_stored(pipe, stop: threading.Event, every: float = 0.25) -> list[tuple[float, int]]:
+    """(time, alerts stored) pairs every ``every`` seconds until ``stop`` is set (run in a thread)."""
+    samples: list[tuple[float, int]] = []
+    while not stop.is_set():
+        samples.append((time.perf_counter(), pipe.summary.alerts))
+        stop.wait(every)
+    return samples
+
+
+def steady_rate(samples: list[tuple[float, int]], start: float, end: float) -> float:
+    """Alerts stored per second between ``start`` and ``end`` (nearest samples)."""
+    inside = [(t, n) for t, n in samples if start <= t <= end]
+    if len(inside) < 2:
+        return float("nan")
+    (t0, n0), (t1, n1) = inside[0], inside[-1]
+    return (n1 - n0) / (t1 - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-objects", type=int, default=6000)
@@ -217,20 +235,33 @@ def main() -> None:
             done = n_warm
             lat0 = len(pipe.summary.latencies)
             cpu0 = cpu_seconds()
+            stop, samples = threading.Event(), []
+            sampler = threading.Thread(target=lambda: samples.extend(sample_stored(pipe, stop)), daemon=True)
             t0 = time.perf_counter()
+            sampler.start()
             produce_at_rate(broker.bootstrap, topic, payloads[done:done + n_send], args.rate)
             t_produced = time.perf_counter() - t0
             t_stored = wait_stored(pipe, done + n_send) - t0
+            stop.set()
+            sampler.join()
             done += n_send
             cpu1 = cpu_seconds()
             lat = np.array(pipe.summary.latencies[lat0:])
             print(f"sustained: produced {n_send} alerts at {args.rate:.0f}/s over {t_produced:.1f} s; "
                   f"all stored {t_stored - t_produced:.1f} s after the last was produced "
                   f"({n_send / t_stored:,.0f} alerts/s over the run)")
+            # steady state: the store rate while alerts arrive, from 10 s in (the pipeline has caught
+            # up with the first batches) to the end of production; keeping up means ~ the offered rate
+            print(f"stored while producing (from 10 s in to the last produce): "
+                  f"{steady_rate(samples, t0 + 10.0, t0 + t_produced):,.0f} alerts/s")
             if len(lat):
                 p50, p95, p99 = np.percentile(lat, [50, 95, 99])
                 print(f"latency produce->stored: p50 {p50:.2f} s  p95 {p95:.2f} s  p99 {p99:.2f} s  "
                       f"max {lat.max():.2f} s")
+                fifth = max(1, len(lat) // 5)
+                print(f"latency drift: median of the first fifth {np.median(lat[:fifth]):.2f} s, "
+                      f"of the last fifth {np.median(lat[-fifth:]):.2f} s (a pipeline that falls behind "
+                      "grows by the backlog / its rate)")
             print("CPU during the sustained phase (cores busy on average): " + ", ".join(
                 f"{k} {(cpu1[k] - cpu0.get(k, 0.0)) / t_stored:.2f}" for k in cpu1))
 

@@ -24,6 +24,7 @@ from alerce.batch import (
     AlertBatch,
     DeadLetter,
 )
+from alerce.streams.rowdiff import changed_rows, not_stored_earlier
 
 #: Version string written to ``step_id_corr`` and the ``step`` table.
 CORRECTION_STEP_ID = "alerce.correction 0.1.0"
@@ -186,26 +187,6 @@ def _merge_non_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFra
     return nd.drop_duplicates(["oid", "fid", "mjd"], keep="first").reset_index(drop=True)
 
 
-def _changed_rows(result: pd.DataFrame, stored: pd.DataFrame | None, key: list[str],
-                  compare: list[str]) -> pd.DataFrame:
-    """Rows of ``result`` that are new or differ from ``stored`` in a ``compare`` column."""
-    if stored is None or not len(stored):
-        return result
-    cols = [c for c in compare if c in stored.columns and c in result.columns]
-    old = stored[key + cols].rename(columns={c: f"{c}__old" for c in cols})
-    merged = result.merge(old, on=key, how="left", indicator=True)
-    changed = merged["_merge"].eq("left_only").to_numpy(copy=True)
-    for c in cols:
-        new_v, old_v = merged[c], merged[f"{c}__old"]
-        if new_v.dtype == bool or str(new_v.dtype) == "boolean":
-            new_v, old_v = new_v.astype("boolean"), old_v.astype("boolean")
-        elif c.endswith("candid"):
-            new_v, old_v = new_v.astype("Int64"), old_v.astype("Int64")
-        changed |= (new_v.isna() != old_v.isna()).to_numpy(dtype=bool)
-        changed |= new_v.ne(old_v).fillna(False).to_numpy(dtype=bool)
-    return result[changed].reset_index(drop=True)
-
-
 def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """PS1 rows of every alert of the objects, with ALeRCE's ``unique1..3`` flags.
 
@@ -299,20 +280,6 @@ def _detection_writes(changed: pd.DataFrame, new: pd.DataFrame,
     return [f for f in (full, partial) if len(f)] or changed.iloc[:0]
 
 
-def _earlier_parents(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame | None:
-    """Stored keys whose ``parent_candid`` is not later than the new row's (those need no write).
-
-    Returning them as "stored with the same parent" makes :func:`_changed_rows` keep only rows that
-    are new or come from an earlier alert than the stored one.
-    """
-    if stored is None or not len(stored):
-        return stored
-    old = stored[["oid", "pid", "parent_candid"]].astype({"parent_candid": "Int64"})
-    both = new[["oid", "pid", "parent_candid"]].merge(old, on=["oid", "pid"], suffixes=("", "_old"))
-    keep = both["parent_candid_old"].le(both["parent_candid"]).fillna(False).to_numpy(dtype=bool)
-    return both.loc[keep, ["oid", "pid", "parent_candid"]]
-
-
 @dataclass
 class ProcessedBatch:
     """Result of :func:`process_alerts`.
@@ -375,8 +342,8 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
     objects = result.objects.assign(step_id_corr=step_id)
     magstats = result.magstats.assign(step_id_corr=step_id)
 
-    new_nd = _changed_rows(result.non_detections, state.get("non_detection"),
-                           ["oid", "fid", "mjd"], ["parent_candid"])
+    new_nd = changed_rows(result.non_detections, state.get("non_detection"),
+                          ["oid", "fid", "mjd"], ["parent_candid"])
 
     fp = batch.forced_photometry
     if len(fp):
@@ -384,8 +351,7 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
         fp = fp.assign(parent_candid=fp["parent_candid"].astype("Int64"))
         fp = fp.sort_values(["oid", "pid", "parent_candid"], kind="mergesort")
         fp = fp.drop_duplicates(["oid", "pid"], keep="first").reset_index(drop=True)
-        fp = _changed_rows(fp, _earlier_parents(state.get("forced_photometry"), fp),
-                           ["oid", "pid"], ["parent_candid"])
+        fp = not_stored_earlier(fp, state.get("forced_photometry"), ["oid", "pid"], "parent_candid")
         if len(fp):
             fp = forced_photometry_magnitudes(fp)
 
@@ -394,8 +360,8 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
         "object": objects,
         "magstat": magstats,
         "detection": _detection_writes(
-            _changed_rows(detections, stored_dets, ["oid", "candid"],
-                          ["corrected", "dubious", "has_stamp", "parent_candid"]),
+            changed_rows(detections, stored_dets, ["oid", "candid"],
+                         ["corrected", "dubious", "has_stamp", "parent_candid"]),
             batch.detections, stored_dets),
         "non_detection": new_nd,
         "forced_photometry": fp,
