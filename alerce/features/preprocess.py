@@ -82,47 +82,54 @@ def preprocess_detections(
                if c not in detections.columns]
     if missing:
         raise KeyError(f"preprocess_detections: detections lack column(s) {missing}")
-    det = detections.copy()
-    if len(det) == 0:
+    if len(detections) == 0:
+        det = detections.copy()
         det["magpsf_ml"] = pd.Series(dtype="float64")
         det["sigmapsf_ml"] = pd.Series(dtype="float64")
         det["corrected_object"] = pd.Series(dtype="bool")
         return det.reset_index(drop=True)
 
-    corrected = _object_corrected(det, objects).to_numpy(dtype=bool).copy()
-    magpsf = det["magpsf"].to_numpy(dtype="float64", na_value=np.nan)
-    sigmapsf = det["sigmapsf"].to_numpy(dtype="float64", na_value=np.nan)
-    if "magpsf_corr" in det.columns and "sigmapsf_corr_ext" in det.columns:
-        mcorr = det["magpsf_corr"].to_numpy(dtype="float64", na_value=np.nan)
-        ecorr = det["sigmapsf_corr_ext"].to_numpy(dtype="float64", na_value=np.nan)
+    def values(col: str) -> np.ndarray:
+        return pd.to_numeric(detections[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+    corrected = _object_corrected(detections, objects).to_numpy(dtype=bool).copy()
+    magpsf, sigmapsf = values("magpsf"), values("sigmapsf")
+    if "magpsf_corr" in detections.columns and "sigmapsf_corr_ext" in detections.columns:
+        mcorr, ecorr = values("magpsf_corr"), values("sigmapsf_corr_ext")
     else:
         corrected[:] = False
         mcorr, ecorr = magpsf, sigmapsf
-    det["magpsf_ml"] = np.where(corrected, mcorr, magpsf)
-    det["sigmapsf_ml"] = np.where(corrected, ecorr, sigmapsf)
-    det["corrected_object"] = corrected
+    added = {"magpsf_ml": np.where(corrected, mcorr, magpsf),
+             "sigmapsf_ml": np.where(corrected, ecorr, sigmapsf),
+             "corrected_object": corrected}
 
-    # 2. sort by time (stable, so ties keep input order) ...
-    det = det.sort_values("mjd", kind="stable")
-    # 3. ... drop bogus ...
-    rb = det["rb"].to_numpy(dtype="float64", na_value=np.nan)
-    det = det[rb >= rb_threshold]
-    # 4. ... +-inf -> NaN and drop rows with NaN in the required columns ...
-    finite = np.ones(len(det), dtype=bool)
+    # Rows are selected with one index array; the frame is copied once, at the end.
+    # 3. drop bogus, 4. drop rows with NaN/inf in the required columns,
+    # 5. keep 0 < sigmapsf_ml < 1 (removes the 100 sentinels) ...
+    keep = values("rb") >= rb_threshold
     for col in _REQUIRED_FINITE:
-        finite &= np.isfinite(det[col].to_numpy(dtype="float64", na_value=np.nan))
-    det = det[finite]
-    # 5. ... keep 0 < sigmapsf_ml < 1 (removes the 100 sentinels) ...
-    err = det["sigmapsf_ml"].to_numpy()
-    det = det[(err > 0) & (err < 1.0)]
-    # 6. ... drop duplicate (oid, mjd), first after the time sort ...
-    det = det.drop_duplicates(["oid", "mjd"], keep="first")
-    # 7. ... keep objects with >= min_detections in g or r.
-    in_band = det["fid"].isin(FEATURE_BANDS)
-    counts = det[in_band].groupby(["oid", "fid"], sort=False).size()
-    good = counts[counts >= min_detections].index.get_level_values("oid").unique()
-    det = det[det["oid"].isin(good)]
-    det = det.sort_values(["oid", "mjd"], kind="stable").reset_index(drop=True)
+        keep &= np.isfinite(added[col] if col in added else values(col))
+    err = added["sigmapsf_ml"]
+    keep &= (err > 0) & (err < 1.0)
+    # 2. ... in time order (stable: ties keep the input order) ...
+    mjd = values("mjd")
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(mjd[rows], kind="stable")]
+    # 6. ... drop duplicate (oid, mjd), keeping the first in time order ...
+    oid = pd.factorize(detections["oid"].iloc[rows], sort=True, use_na_sentinel=False)[0]
+    first = ~pd.DataFrame({"oid": oid, "mjd": mjd[rows]}).duplicated(keep="first").to_numpy()
+    rows, oid = rows[first], oid[first]
+    # 7. ... keep objects with >= min_detections in g or r ...
+    fid = values("fid")[rows]
+    enough = np.zeros(int(oid.max()) + 1 if len(oid) else 0, dtype=bool)
+    for band in FEATURE_BANDS:
+        enough |= np.bincount(oid[fid == band], minlength=len(enough)) >= min_detections
+    rows, oid = rows[enough[oid]], oid[enough[oid]]
+    # ... sorted by (oid, mjd): codes follow the sorted oids and rows are in time order
+    rows = rows[np.argsort(oid, kind="stable")]
+    det = detections.iloc[rows].reset_index(drop=True)
+    for col, arr in added.items():
+        det[col] = arr[rows]
     return det
 
 

@@ -7,6 +7,7 @@ upsert; keys starting with ``_`` are hand-offs between steps and are never writt
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -30,6 +31,14 @@ def xmatch_step(processed, catalog: str, radius_arcsec: float) -> dict[str, pd.D
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _extractor():
+    """The default extractor, built once per process (its families keep per-grid plans)."""
+    from alerce.features import default_extractor
+
+    return default_extractor()
+
+
 def feature_step(processed, wise: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Features of the objects with >= 6 detections in g or r (``feature`` rows + ``_features``).
 
@@ -48,7 +57,7 @@ def feature_step(processed, wise: pd.DataFrame | None = None) -> dict[str, pd.Da
     metadata = processed.objects[meta_cols].set_index("oid").loc[oids]
     if wise is not None and len(wise):
         metadata = metadata.join(wise.set_index("oid"), how="left")
-    features = extract_features(dets, nd, metadata=metadata)
+    features = extract_features(dets, nd, metadata=metadata, extractor=_extractor())
     if not len(features):
         return {}
     return {"feature": feature_rows(features, FEATURE_VERSION), "_features": features}
