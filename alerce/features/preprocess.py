@@ -128,9 +128,11 @@ def preprocess_detections(
     # ... sorted by (oid, mjd): codes follow the sorted oids and rows are in time order
     rows = rows[np.argsort(oid, kind="stable")]
     det = detections.iloc[rows].reset_index(drop=True)
-    for col, arr in added.items():
-        det[col] = arr[rows]
-    return det
+    if any(col in det.columns for col in added):  # recomputed in place, as before
+        for col, arr in added.items():
+            det[col] = arr[rows]
+        return det
+    return pd.concat([det, pd.DataFrame({col: arr[rows] for col, arr in added.items()})], axis=1)
 
 
 def preprocess_non_detections(non_detections: pd.DataFrame) -> pd.DataFrame:
