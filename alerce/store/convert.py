@@ -213,12 +213,6 @@ def column_list(series: pd.Series, coltype: sa.types.TypeEngine, *, table: str =
     return column_values(series, coltype, table=table, column=column).tolist()
 
 
-def to_rows(sub: pd.DataFrame, table: sa.Table, cols: Sequence[str]) -> list[tuple]:
-    """Row tuples of plain Python values for ``executemany``."""
-    arrays = [column_list(sub[c], table.c[c].type, table=table.name, column=c) for c in cols]
-    return list(zip(*arrays, strict=False))
-
-
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------

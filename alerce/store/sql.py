@@ -58,21 +58,39 @@ def upsert_values_sql(conn: Connection, table: sa.Table, cols: Sequence[str], gu
             + conflict_clause(conn, table, cols, guard))
 
 
+def executemany_rows(table: sa.Table, cols: Sequence[str], frame: pd.DataFrame, sqlite: bool,
+                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[list[tuple]]:
+    """Row tuples of plain Python values for ``executemany``, ``chunk_size`` rows per list.
+
+    Built before the write transaction opens, so a SQLite writer holds the lock only while the
+    database works.
+    """
+    chunks = []
+    for start in range(0, len(frame), chunk_size):
+        part = frame.iloc[start:start + chunk_size]
+        arrays = [column_list(part[c], table.c[c].type, table=table.name, column=c) for c in cols]
+        if sqlite:  # store timestamps as ISO text, as SQLAlchemy does (no sqlite3 default adapter)
+            for i, c in enumerate(cols):
+                if kind(table.c[c].type) == "datetime":
+                    arrays[i] = [None if v is None else v.isoformat(" ") for v in arrays[i]]
+        chunks.append(list(zip(*arrays, strict=False)))
+    return chunks
+
+
 def write_executemany(conn: Connection, table: sa.Table, cols: Sequence[str], frame: pd.DataFrame,
-                      guard: str | None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
-    """Upsert ``frame`` with ``executemany`` of a single-row upsert, ``chunk_size`` rows at a time."""
+                      guard: str | None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                      rows: list[list[tuple]] | None = None) -> int:
+    """Upsert ``frame`` with ``executemany`` of a single-row upsert, ``chunk_size`` rows at a time.
+
+    ``rows``: the frame's :func:`executemany_rows`, when already built.
+    """
     sql = upsert_values_sql(conn, table, cols, guard)
-    sqlite = conn.dialect.name == "sqlite"
+    if rows is None:
+        rows = executemany_rows(table, cols, frame, conn.dialect.name == "sqlite", chunk_size)
     cursor = conn.connection.driver_connection.cursor()
     try:
-        for start in range(0, len(frame), chunk_size):
-            part = frame.iloc[start:start + chunk_size]
-            arrays = [column_list(part[c], table.c[c].type, table=table.name, column=c) for c in cols]
-            if sqlite:  # store timestamps as ISO text, as SQLAlchemy does (no sqlite3 default adapter)
-                for i, c in enumerate(cols):
-                    if kind(table.c[c].type) == "datetime":
-                        arrays[i] = [None if v is None else v.isoformat(" ") for v in arrays[i]]
-            cursor.executemany(sql, zip(*arrays, strict=False))
+        for chunk in rows:
+            cursor.executemany(sql, chunk)
     finally:
         cursor.close()
     return len(frame)

@@ -21,7 +21,7 @@ from .arrow_reader import ArrowReader, adbc_available
 from .convert import StoreDataError, frame_from_arrow, frame_from_rows, prepare
 from .engine import DEFAULT_BUSY_TIMEOUT, WRITE_OPTION, create_engine, is_retryable, normalize_url
 from .schema import METADATA, STATE_TABLES, TABLE_NAMES, UPSERT_GUARDS
-from .sql import DEFAULT_CHUNK_SIZE, write_copy, write_executemany
+from .sql import DEFAULT_CHUNK_SIZE, executemany_rows, write_copy, write_executemany
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,10 @@ class Store:
                 table = self._table(name)
                 guard = UPSERT_GUARDS.get(name)
                 cols, sub = prepare(frame, table, guard)
-                jobs.append((name, table, cols, sub, guard))
+                rows = None
+                if self.backend == "sqlite" or self.pg_method == "executemany":
+                    rows = executemany_rows(table, cols, sub, self.backend == "sqlite", self.chunk_size)
+                jobs.append((name, table, cols, sub, guard, rows))
         counts = {name: 0 for name, *_ in jobs}
         if not jobs:
             return counts
@@ -185,9 +188,9 @@ class Store:
             counts = dict.fromkeys(counts, 0)  # a retried transaction counts from zero again
             try:
                 with self._connect(write=True) as conn, conn.begin():
-                    for name, table, cols, sub, guard in jobs:
+                    for name, table, cols, sub, guard, rows in jobs:
                         current = name
-                        counts[name] += self._write_one(conn, table, cols, sub, guard)
+                        counts[name] += self._write_one(conn, table, cols, sub, guard, rows)
                 return counts
             except StoreDataError:
                 raise
@@ -205,10 +208,10 @@ class Store:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_one(self, conn: Connection, table: sa.Table, cols: Sequence[str], sub: pd.DataFrame,
-                   guard: str | None) -> int:
+                   guard: str | None, rows: list[list[tuple]] | None = None) -> int:
         if self.backend == "postgresql" and self.pg_method == "copy":
             return write_copy(conn, table, cols, sub, guard, self.chunk_size)
-        return write_executemany(conn, table, cols, sub, guard, self.chunk_size)
+        return write_executemany(conn, table, cols, sub, guard, self.chunk_size, rows)
 
     def register_step(self, step_id: str, name: str, version: str, comments: str = "",
                       date: dt.datetime | None = None) -> None:
