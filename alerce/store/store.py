@@ -106,6 +106,11 @@ class Store:
         return conn.execution_options(**{WRITE_OPTION: True}) if write else conn
 
     @property
+    def reads_columnar(self) -> bool:
+        """Whether reads go through the columnar (ADBC) SQLite reader (see ``arrow_reads``)."""
+        return self._arrow_reader() is not None
+
+    @property
     def tables(self) -> list[str]:
         """Names of the data tables."""
         return list(TABLE_NAMES)
@@ -296,9 +301,31 @@ class Store:
                 query = (self._state_sql(table, names, bound_col),
                          (param, _plain(bound)) if bound_col else (param,))
             plan.append((table, names, query))
+        return self._read_plan(plan)
+
+    def read_objects(self, name: str, oids: Iterable[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows of table ``name`` of these objects (one query; columnar on SQLite, see ``arrow_reads``).
+
+        Same dtypes as :meth:`load_state`; rows in no particular order.
+        """
+        table = self._table(name)
+        if "oid" not in table.c:
+            raise KeyError(f"table {name!r} has no oid column")
+        wanted = set(columns or ())
+        unknown = wanted - set(table.c.keys())
+        if unknown:
+            raise KeyError(f"table {name!r} has no column(s) {sorted(unknown)}")
+        names = [c.name for c in table.columns if not wanted or c.name in wanted]
+        unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
+        param: Any = unique if self.backend == "postgresql" else json.dumps(unique)
+        query = (self._state_sql(table, names), (param,)) if unique else None
+        return self._read_plan([(table, names, query)])[name]
+
+    def _read_plan(self, plan) -> dict[str, pd.DataFrame]:
+        """Frames of ``(table, column names, (sql, parameters) or None)`` read in one transaction."""
         if self._arrow_reader() is not None:
             try:
-                return self._load_state_arrow(plan)
+                return self._read_plan_arrow(plan)
             except Exception as exc:  # noqa: BLE001 - the sqlite3 path below gives the same frames
                 log.debug("store %s: columnar read failed (%s), reading rows instead", self.url, exc)
         out: dict[str, pd.DataFrame] = {}
@@ -324,7 +351,7 @@ class Store:
             self._arrow = ArrowReader(self._url.database)
         return self._arrow
 
-    def _load_state_arrow(self, plan) -> dict[str, pd.DataFrame]:
+    def _read_plan_arrow(self, plan) -> dict[str, pd.DataFrame]:
         queries = [q for _, _, q in plan if q is not None]
         results = iter(self._arrow.read(queries))
         return {table.name: frame_from_arrow(next(results), names, table) if q is not None
