@@ -173,8 +173,28 @@ def _varint(buf, pos, end):
     return (n >> 1) ^ -(n & 1), pos
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _new_row(r, t, p, widths, F, IN, IV, SO, SL, tab, par, rec, nrec):
+    """Start row ``r`` of table ``t`` (parent row ``p``): its own columns start null.
+
+    The row arrays are allocated empty and are as wide as the widest table; clearing only the
+    row's own columns here writes each value once instead of filling every column first.
+    """
+    tab[r] = t
+    par[r] = p
+    rec[r] = nrec
+    for k in range(widths[t, 0]):
+        F[r, k] = np.nan
+    for k in range(widths[t, 1]):
+        IN[r, k] = 0
+        IV[r, k] = 0
+    for k in range(widths[t, 2]):
+        SO[r, k] = 0
+        SL[r, k] = -1
+
+
 @numba.njit(cache=True, nogil=True)
-def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
+def run_program(ops, targets, parents, widths, buf, blocks, first, nrows, nrec,
                 F, IN, IV, SO, SL, tab, par, rec, status, errpos):
     """Decode blocks ``first..`` into the row arrays, starting at row ``nrows`` and record ``nrec``.
 
@@ -202,8 +222,7 @@ def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
                 break
             r = nrows
             nrows += 1
-            tab[r] = 0
-            rec[r] = nrec
+            _new_row(r, 0, -1, widths, F, IN, IV, SO, SL, tab, par, rec, nrec)
             cur[0] = r
             sp = 0
             pc = 0
@@ -299,9 +318,7 @@ def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
                     sp += 1
                     r = nrows
                     nrows += 1
-                    tab[r] = a
-                    par[r] = cur[parents[a]]
-                    rec[r] = nrec
+                    _new_row(r, a, cur[parents[a]], widths, F, IN, IV, SO, SL, tab, par, rec, nrec)
                     cur[a] = r
                     pc += 1
                 elif code == 10:
@@ -332,9 +349,7 @@ def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
                         break
                     r = nrows
                     nrows += 1
-                    tab[r] = child
-                    par[r] = cur[parents[child]]
-                    rec[r] = nrec
+                    _new_row(r, child, cur[parents[child]], widths, F, IN, IV, SO, SL, tab, par, rec, nrec)
                     cur[child] = r
                     pc = begin + 1
                 else:  # OP_NULLROW: a null item of an array of (null | record)
@@ -348,14 +363,7 @@ def run_program(ops, targets, parents, buf, blocks, first, nrows, nrec,
         if err != 0:
             status[b] = err
             errpos[b] = pos
-            # roll back rows of the failed block
-            for r in range(rows0, nrows):
-                tab[r] = -1
-                par[r] = -1
-                F[r, :] = np.nan
-                IV[r, :] = 0
-                SL[r, :] = -1
-            nrows = rows0
+            nrows = rows0  # the failed block's rows are rewritten from scratch
             nrec = rec0
             if err == 4:
                 status[b] = 0
@@ -403,12 +411,13 @@ class Decoded:
 
 
 def _row_arrays(cap: int, widths: tuple[int, int, int]) -> list[np.ndarray]:
-    """Empty row arrays ``F, IN, IV, SO, SL, tab, par, rec`` for ``cap`` rows."""
+    """Uninitialized row arrays ``F, IN, IV, SO, SL, tab, par, rec`` for ``cap`` rows
+    (:func:`run_program` sets every value of the rows it creates)."""
     nf, ni, ns = (max(w, 1) for w in widths)
-    return [np.full((cap, nf), np.nan), np.zeros((cap, ni), dtype=np.int64),
-            np.zeros((cap, ni), dtype=np.uint8), np.zeros((cap, ns), dtype=np.int64),
-            np.full((cap, ns), -1, dtype=np.int64), np.full(cap, -1, dtype=np.int64),
-            np.full(cap, -1, dtype=np.int64), np.zeros(cap, dtype=np.int64)]
+    return [np.empty((cap, nf)), np.empty((cap, ni), dtype=np.int64),
+            np.empty((cap, ni), dtype=np.uint8), np.empty((cap, ns), dtype=np.int64),
+            np.empty((cap, ns), dtype=np.int64), np.empty(cap, dtype=np.int64),
+            np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)]
 
 
 def decode(program: Program, buf: np.ndarray, blocks: np.ndarray, rows_hint: int) -> Decoded:
@@ -418,6 +427,7 @@ def decode(program: Program, buf: np.ndarray, blocks: np.ndarray, rows_hint: int
     last time (whichever is larger), and grow by doubling where decoding stopped.
     """
     parents = np.array([t.parent for t in program.tables], dtype=np.int64)
+    widths = np.array([[t.counts.get(k, 0) for k in "FIS"] for t in program.tables], dtype=np.int64)
     records = int(blocks[:, 2].sum()) if len(blocks) else 0
     cap = max(16, rows_hint, int(program.rows_per_record * records * 1.1) + 16)
     arrays = _row_arrays(cap, program.widths)
@@ -425,7 +435,7 @@ def decode(program: Program, buf: np.ndarray, blocks: np.ndarray, rows_hint: int
     errpos = np.zeros(blocks.shape[0], dtype=np.int64)
     nrows = nrec = block = 0
     while True:
-        nrows, nrec, block, full = run_program(program.ops, program.targets, parents, buf, blocks,
+        nrows, nrec, block, full = run_program(program.ops, program.targets, parents, widths, buf, blocks,
                                                block, nrows, nrec, *arrays, status, errpos)
         if not full:
             break
