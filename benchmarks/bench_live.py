@@ -146,6 +146,8 @@ def main() -> None:
                              "'postgresql' starts a throw-away PostgreSQL server")
     parser.add_argument("--no-features", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker")
+    parser.add_argument("--lanes", type=int, default=None, help="object lanes (default: all worker threads)")
     parser.add_argument("--max-batches", type=int, default=2,
                         help="LivePipeline max_batches_in_flight")
     parser.add_argument("--classifiers", action="store_true",
@@ -197,7 +199,8 @@ def main() -> None:
         n_send = min(len(payloads) - n_warm, int(args.rate * args.seconds))
         n_burst = min(args.burst, len(payloads) - n_warm - n_send)
 
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=args.workers, threads_per_worker=args.threads,
+                          dashboard_address=None) as cluster, \
                 Client(cluster, set_as_default=False) as client:
             url = args.store or f"sqlite:///{tmp / 'live.db'}"
             if url == "postgresql":
@@ -223,7 +226,7 @@ def main() -> None:
                                     stamp_classifier=args.classifiers,
                                     lc_classifier=args.classifiers)
             pipe = LivePipeline(consumer, client, config, batch_size=args.batch_size,
-                                poll_timeout=0.5, max_batches_in_flight=args.max_batches)
+                                poll_timeout=0.5, max_batches_in_flight=args.max_batches, n_lanes=args.lanes)
             runner = threading.Thread(target=pipe.run, daemon=True)
             runner.start()
             # warm-up alerts: group join, worker warm caches; not part of the figures

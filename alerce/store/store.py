@@ -52,9 +52,10 @@ class Store:
         A write that fails with a deadlock / "database is locked" is retried this many times
         (the failed attempt was rolled back, so a retry is safe).
     arrow_reads : bool
-        SQLite files: read :meth:`load_state` through the ADBC SQLite driver into Arrow columns
-        when ``adbc-driver-sqlite`` is installed (same frames, ~3x faster on large light curves;
-        any failure falls back to ``sqlite3``). ``False`` always uses ``sqlite3``.
+        SQLite files: :meth:`load_state` and :meth:`read_objects` read through the ADBC SQLite
+        driver into Arrow columns when ``adbc-driver-sqlite`` is installed (same frames, ~3x
+        faster on large light curves; any failure falls back to ``sqlite3``). ``False`` always
+        uses ``sqlite3``.
 
     Raises
     ------
@@ -288,8 +289,7 @@ class Store:
             unknown = [c for c in wanted if c not in METADATA.tables[name].c]
             if unknown:
                 raise KeyError(f"load_state: table {name!r} has no column(s) {unknown}")
-        unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
-        param: Any = unique if self.backend == "postgresql" else json.dumps(unique)
+        unique, param = self._oid_param(oids)
         plan = []  # (table, column names, sql and parameters, or None for an empty frame)
         for name in STATE_TABLES:
             table = METADATA.tables[name]
@@ -316,10 +316,14 @@ class Store:
         if unknown:
             raise KeyError(f"table {name!r} has no column(s) {sorted(unknown)}")
         names = [c.name for c in table.columns if not wanted or c.name in wanted]
-        unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
-        param: Any = unique if self.backend == "postgresql" else json.dumps(unique)
+        unique, param = self._oid_param(oids)
         query = (self._state_sql(table, names), (param,)) if unique else None
         return self._read_plan([(table, names, query)])[name]
+
+    def _oid_param(self, oids: Iterable[str]) -> tuple[list[str], Any]:
+        """Distinct object ids and the one bound parameter that carries them (see ``_state_sql``)."""
+        unique = [str(o) for o in pd.unique(pd.Series(list(oids), dtype=object).dropna())]
+        return unique, (unique if self.backend == "postgresql" else json.dumps(unique))
 
     def _read_plan(self, plan) -> dict[str, pd.DataFrame]:
         """Frames of ``(table, column names, (sql, parameters) or None)`` read in one transaction."""
