@@ -148,7 +148,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--lanes", type=int, default=None, help="object lanes (default: all worker threads)")
-    parser.add_argument("--max-batches", type=int, default=2,
+    parser.add_argument("--linger", type=float, default=1.0, help="LivePipeline linger (s)")
+    parser.add_argument("--max-batches", type=int, default=3,
                         help="LivePipeline max_batches_in_flight")
     parser.add_argument("--classifiers", action="store_true",
                         help="also run the stamp and light-curve classifiers")
@@ -226,7 +227,8 @@ def main() -> None:
                                     stamp_classifier=args.classifiers,
                                     lc_classifier=args.classifiers)
             pipe = LivePipeline(consumer, client, config, batch_size=args.batch_size,
-                                poll_timeout=0.5, max_batches_in_flight=args.max_batches, n_lanes=args.lanes)
+                                poll_timeout=0.5, max_batches_in_flight=args.max_batches, n_lanes=args.lanes,
+                                linger=args.linger)
             runner = threading.Thread(target=pipe.run, daemon=True)
             runner.start()
             # warm-up alerts: group join, worker warm caches; not part of the figures

@@ -372,3 +372,52 @@ def test_batches_in_flight_are_bounded_and_held_back_messages_coalesce(broker, d
     with Store(url) as st:
         det = st.read_table("detection", columns=["candid", "has_stamp"])
     assert int(det["has_stamp"].astype(bool).sum()) == len(payloads)
+
+
+class _TrickleConsumer:
+    """Stands in for AlertConsumer: one message per poll, nothing to commit."""
+
+    def __init__(self):
+        self.offset = 0
+
+    def poll_batch(self, n, timeout):
+        from alerce.io.sources import Packet
+        from alerce.streams.kafka import MessageRef
+
+        self.offset += 1
+        return [Packet(f"t/0/{self.offset}", b"x")], [MessageRef("t", 0, self.offset)]
+
+    def commit(self):
+        return False
+
+    def done(self, refs):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("linger, expected_in_flight", [(0.0, 2), (60.0, 1)])
+def test_linger_holds_a_partial_batch_while_another_runs(dask_client, tmp_path, linger, expected_in_flight):
+    from alerce.streams.live import LivePipeline
+    from alerce.streams.steps import PipelineConfig
+
+    pipe = LivePipeline(_TrickleConsumer(), dask_client, PipelineConfig(store_url=f"sqlite:///{tmp_path / 's.db'}"),
+                        batch_size=10, max_batches_in_flight=2, linger=linger)
+    emitted = []
+
+    def record(entry):  # stands in for the cluster: entries stay in flight
+        emitted.append(entry)
+        pipe._fifo.append(entry)
+
+    pipe._emit = record
+    for _ in range(5):
+        pipe.step()
+    # the first message leaves at once (nothing in flight); with a linger the next ones wait for more
+    assert pipe._batches_in_flight() == expected_in_flight
+    assert len(emitted[0].refs) == 1
+    if linger:
+        assert len(pipe._pending[0]) == 4
+        for _ in range(10):
+            pipe.step()
+        assert len(emitted) == 2 and len(emitted[1].refs) == 10  # a full batch leaves without waiting

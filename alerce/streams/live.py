@@ -82,6 +82,12 @@ class LivePipeline:
         cluster is busy, polled messages accumulate (up to ``batch_size``) into the next batch:
         batches stay small (low latency) under light load and grow under heavy load, where larger
         batches amortize the per-batch cost of loading state, correcting and writing.
+    linger : float
+        While another batch is in flight, a partial batch waits up to this many seconds for more
+        messages before it is submitted (it leaves at once when full or when nothing is in
+        flight). Fewer, fuller batches pay the fixed per-batch cost less often: in the live
+        benchmark (350 alerts/s offered, 2 cores) ``linger=1.0`` with three batches in flight
+        lowered p95 latency from 5.4-12 s to 3.7-7.8 s. ``0`` submits as soon as there is room.
     dead_letter : str, optional
         Directory for poison packets (written before their offsets are committed).
     max_attempts : int or None
@@ -91,14 +97,16 @@ class LivePipeline:
 
     def __init__(self, consumer: AlertConsumer, client, config: PipelineConfig, *, batch_size: int = 1000,
                  poll_timeout: float = 1.0, n_lanes: int | None = None, max_in_flight: int | None = None,
-                 max_batches_in_flight: int = 2, dead_letter: str | None = None, max_attempts: int | None = None,
-                 retry_backoff: float = 1.0, archive: str | None = None):
+                 max_batches_in_flight: int = 3, dead_letter: str | None = None, max_attempts: int | None = None,
+                 retry_backoff: float = 1.0, archive: str | None = None, linger: float = 1.0):
         self.consumer, self.client, self.config = consumer, client, config
         self.batch_size, self.poll_timeout = batch_size, poll_timeout
         self.dead_letter, self.max_attempts, self.retry_backoff = dead_letter, max_attempts, retry_backoff
         self.archive = archive
         self.max_batches_in_flight = max(1, int(max_batches_in_flight))
         self._pending: tuple[list, list[MessageRef]] = ([], [])
+        self.linger = float(linger)
+        self._pending_since = 0.0
         lanes = n_lanes or max(1, sum(client.nthreads().values()))
         self.summary = LiveSummary()
         self._fifo: collections.deque[_InFlight] = collections.deque()
@@ -179,11 +187,16 @@ class LivePipeline:
             packets, refs = self.consumer.poll_batch(room, timeout)
             n = len(packets)
             self.summary.messages += n
+            if packets and not pending_packets:
+                self._pending_since = time.monotonic()
             pending_packets.extend(packets)
             pending_refs.extend(refs)
         else:
             time.sleep(0.01)  # full batch waiting for room: the rest stays in Kafka
-        if pending_packets and self._batches_in_flight() < self.max_batches_in_flight:
+        in_flight = self._batches_in_flight()
+        if pending_packets and in_flight < self.max_batches_in_flight and (
+                in_flight == 0 or len(pending_packets) >= self.batch_size
+                or time.monotonic() - self._pending_since >= self.linger):
             self._flush_pending()
         committed = self.consumer.commit()
         self.summary.commits += bool(committed)
