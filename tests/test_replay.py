@@ -411,9 +411,10 @@ def test_unchanged_feature_rows_are_not_rewritten(tmp_path):
                             "value": [1.5, np.nan, 2.0, 3.0], "version": "v1"})
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
         store.write({"feature": feature.iloc[:3]})
-        again = without_unchanged_features(store, {"feature": feature, "object": feature[["oid"]]})
+        objects = feature[["oid"]]
+        again = without_unchanged_features(store, {"feature": feature, "object": objects})
         assert list(zip(again["feature"]["oid"], again["feature"]["name"])) == [("b", "x")]
-        assert again["object"] is not None  # other tables untouched
+        assert again["object"] is objects  # other tables untouched
         changed = feature.assign(value=[1.5, 7.0, 2.0, 3.0], version=["v1", "v1", "v2", "v1"])
         rows = without_unchanged_features(store, {"feature": changed})["feature"]
         assert list(zip(rows["name"], rows["fid"], rows["oid"])) == [("y", 1, "a"), ("z", 0, "a"), ("x", 1, "b")]

@@ -89,8 +89,13 @@ def preprocess_detections(
         det["corrected_object"] = pd.Series(dtype="bool")
         return det.reset_index(drop=True)
 
-    def values(col: str) -> np.ndarray:
-        return pd.to_numeric(detections[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    converted: dict[str, np.ndarray] = {}
+
+    def values(col: str) -> np.ndarray:  # each column converted once (rb, mjd, fid are read twice)
+        if col not in converted:
+            converted[col] = pd.to_numeric(detections[col], errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan)
+        return converted[col]
 
     corrected = _object_corrected(detections, objects).to_numpy(dtype=bool).copy()
     magpsf, sigmapsf = values("magpsf"), values("sigmapsf")

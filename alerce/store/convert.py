@@ -246,9 +246,7 @@ def _values_as_arrow(col: Sequence[Any], k: str):
         return _arrow(col, pa.int64())
     if k == "bool":
         return _bool_arrow(col)
-    if k == "json":  # text, or already decoded by a driver (PostgreSQL): kept as Python objects
-        return col
-    if k == "datetime":  # ISO text (SQLite) or datetime objects (PostgreSQL)
+    if k in ("json", "datetime"):  # text (SQLite) or driver objects (PostgreSQL): kept as Python values
         return col
     try:
         return _arrow(col, pa.string())
@@ -325,4 +323,3 @@ def frame_from_arrow(result, names: Sequence[str], table: sa.Table) -> pd.DataFr
         k = _kind_of(name, table)
         data[name] = _pandas_column(name, k, _arrow_as_kind(result.column(i).combine_chunks(), k), n)
     return _frame(data, names)
-
