@@ -87,18 +87,21 @@ def run_pass(batches, store, config) -> dict[str, float]:
     # as run_batch does (older versions read every column of every state table)
     columns = getattr(steps, "STATE_COLUMNS", None)
     kwargs = {"columns": columns} if columns else {}
+    bounds = getattr(steps, "state_bounds", None)
+    to_write = getattr(steps, "without_unchanged_features", lambda _store, tables: tables)
     t = dict.fromkeys(STAGES, 0.0)
     n = 0
     for batch in batches:
         t0 = time.perf_counter()
-        state = store.load_state(list(batch.oids), **kwargs)
+        extra = {"at_least": bounds(batch)} if bounds else {}
+        state = store.load_state(list(batch.oids), **kwargs, **extra)
         t1 = time.perf_counter()
         processed = process_alerts(batch, state)
         t2 = time.perf_counter()
         tables = processed.tables
         tables.update(science.run(batch, processed, state, config))
         t3 = time.perf_counter()
-        store.write(tables)
+        store.write(to_write(store, tables))
         t4 = time.perf_counter()
         t["load_state"] += t1 - t0
         t["process"] += t2 - t1
