@@ -74,9 +74,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from alerce.store import upgrade
+    from alerce.store.engine import create_engine
+    from alerce.store.version import stored_version
 
-    upgrade(args.store)
-    print(f"{args.store}: schema is up to date")
+    engine = create_engine(args.store)
+    try:
+        with engine.connect() as conn:
+            before = stored_version(conn)
+    finally:
+        engine.dispose()
+    after = upgrade(args.store)
+    if before == after:
+        print(f"{args.store}: schema version {after}, up to date")
+    else:
+        print(f"{args.store}: schema version {before if before is not None else '(empty)'} -> {after}")
     return 0
 
 

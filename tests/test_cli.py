@@ -46,10 +46,29 @@ def test_simulate_replay_export_roundtrip(tmp_path):
 
 
 def test_db_upgrade_on_current_store(tmp_path):
+    from alerce.store import SCHEMA_VERSION
+
     url = f"sqlite:///{tmp_path / 'up.db'}"
     Store(url).close()
     out = run("db", "upgrade", "--store", url)
-    assert out.returncode == 0 and "up to date" in out.stdout
+    assert out.returncode == 0 and f"schema version {SCHEMA_VERSION}, up to date" in out.stdout
+
+
+def test_db_upgrade_reports_the_versions(tmp_path):
+    import sqlalchemy as sa
+
+    from alerce.store import SCHEMA_VERSION
+    from alerce.store.schema import build_metadata
+
+    path = tmp_path / "v1.db"  # what version 1 created: every table with a rowid
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        build_metadata(sqlite_without_rowid=False).create_all(conn)
+        conn.exec_driver_sql("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
+    engine.dispose()
+    out = run("db", "upgrade", "--store", f"sqlite:///{path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"schema version 1 -> {SCHEMA_VERSION}" in out.stdout
 
 
 def test_replay_of_missing_path_fails_clearly(tmp_path):

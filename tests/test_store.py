@@ -553,21 +553,69 @@ def _add_column_migration(conn):
 
 
 def test_version_check_and_upgrade(url, monkeypatch):
-    Store(url).close()  # created at the current version (1)
-    monkeypatch.setattr(store_version, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_version, "MIGRATIONS",
-                        store_version.MIGRATIONS + [Migration(2, "add object.upgraded_flag", _add_column_migration)])
-    with pytest.raises(StoreVersionError, match=r"schema version 1.*needs version 2.*alerce db upgrade"):
+    current = store_version.SCHEMA_VERSION
+    Store(url).close()  # created at the current version
+    monkeypatch.setattr(store_version, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(store_version, "MIGRATIONS", store_version.MIGRATIONS + [
+        Migration(current + 1, "add object.upgraded_flag", _add_column_migration)])
+    with pytest.raises(StoreVersionError,
+                       match=rf"schema version {current}.*needs version {current + 1}.*alerce db upgrade"):
         Store(url)
-    assert upgrade(url) == 2
+    assert upgrade(url) == current + 1
     with Store(url) as st:
-        assert st.schema_version == 2
+        assert st.schema_version == current + 1
         with st.engine.connect() as conn:
             cols = {c["name"] for c in sa.inspect(conn).get_columns("object")}
             versions = conn.execute(sa.text("SELECT version FROM schema_version ORDER BY version")).scalars().all()
         assert "upgraded_flag" in cols
-        assert versions == [1, 2]
-    assert upgrade(url) == 2  # nothing left to do
+        assert versions == [current, current + 1]
+    assert upgrade(url) == current + 1  # nothing left to do
+
+
+def _sqlite_tables_without_rowid(engine) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+    return {name for name, ddl in rows if "WITHOUT ROWID" in ddl.upper()}
+
+
+def test_upgrade_from_version_1_keeps_every_row(url, monkeypatch):
+    """A store written at version 1 (every SQLite table with a rowid) upgrades to the current
+    schema with the same rows and indexes; on SQLite the narrow tables lose their rowid."""
+    from alerce.store.schema import SQLITE_WITHOUT_ROWID, build_metadata
+
+    with monkeypatch.context() as m:  # what the version-1 code created
+        m.setattr(store_version, "SCHEMA_VERSION", 1)
+        m.setattr(store_version, "METADATA", build_metadata(sqlite_without_rowid=False))
+        with Store(url) as st:
+            assert st.schema_version == 1
+            st.write(make_tables())
+            before = {name: sort_frame(st.read_table(name), name) for name in make_tables()}
+            if st.engine.dialect.name == "sqlite":
+                assert _sqlite_tables_without_rowid(st.engine) == set()
+    with pytest.raises(StoreVersionError, match="alerce db upgrade"):
+        Store(url)
+    assert upgrade(url) == store_version.SCHEMA_VERSION
+    with Store(url) as st:
+        for name, frame in before.items():
+            pd.testing.assert_frame_equal(sort_frame(st.read_table(name), name), frame)
+        with st.engine.connect() as conn:
+            indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("probability")}
+        assert "ix_probability_rank1" in indexes
+        if st.engine.dialect.name == "sqlite":
+            assert _sqlite_tables_without_rowid(st.engine) == set(SQLITE_WITHOUT_ROWID)
+        again = make_tables(seed=1)  # same keys, new values: the rebuilt tables take upserts
+        st.write(again)
+        for name in SQLITE_WITHOUT_ROWID:
+            if name in again:
+                got = sort_frame(st.read_table(name), name)
+                pd.testing.assert_frame_equal(got, sort_frame(again[name], name), check_dtype=False)
+
+
+def test_new_sqlite_store_has_the_narrow_tables_without_rowid(tmp_path):
+    from alerce.store.schema import SQLITE_WITHOUT_ROWID
+
+    with Store(f"sqlite:///{tmp_path / 'new.db'}") as st:
+        assert _sqlite_tables_without_rowid(st.engine) == set(SQLITE_WITHOUT_ROWID)
 
 
 def test_store_from_a_newer_version_is_refused(url):
@@ -585,8 +633,9 @@ def test_upgrade_creates_an_empty_store(url):
 
 def test_missing_migration_is_reported(url, monkeypatch):
     Store(url).close()
-    monkeypatch.setattr(store_version, "SCHEMA_VERSION", 3)
-    with pytest.raises(StoreVersionError, match="no migration from schema version 1 to 2"):
+    current = store_version.SCHEMA_VERSION
+    monkeypatch.setattr(store_version, "SCHEMA_VERSION", current + 2)
+    with pytest.raises(StoreVersionError, match=f"no migration from schema version {current} to {current + 1}"):
         upgrade(url)
 
 

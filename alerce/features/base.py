@@ -7,6 +7,7 @@ per-object Python runs in the hot path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -16,6 +17,10 @@ import pandas as pd
 
 #: Bands used by ALeRCE's ZTF features, in suffix order (``_1`` = g, ``_2`` = r).
 BANDS: tuple[int, ...] = (1, 2)
+
+
+#: Per-detection arrays of :class:`PackedLightCurves` (all laid out by ``band_offsets``).
+_DETECTION_ARRAYS = ("time", "mag", "err", "mag_raw", "err_raw", "isdiffpos", "rb", "ra", "dec")
 
 
 @dataclass
@@ -76,6 +81,30 @@ class PackedLightCurves:
         dtype = np.int64 if name.endswith("offsets") else np.float64
         return np.ascontiguousarray(getattr(self, name), dtype=dtype)
 
+    def without_bands(self, drop: np.ndarray) -> PackedLightCurves:
+        """A copy whose detections of the ``drop[i, b]`` (object, band) blocks are removed.
+
+        ``drop`` is a boolean array of shape ``(len(self), len(self.bands))``. The objects stay
+        (a dropped block becomes empty); non-detections and metadata are shared with ``self``.
+        """
+        drop = np.asarray(drop, dtype=bool)
+        if drop.shape != (len(self), len(self.bands)):
+            raise ValueError(f"drop has shape {drop.shape}, expected {(len(self), len(self.bands))}")
+        offsets = np.asarray(self.band_offsets, dtype=np.int64)
+        counts = np.diff(offsets, axis=1)
+        keep_counts = np.where(drop, 0, counts)
+        new_offsets = np.zeros_like(offsets)
+        new_offsets[:, 1:] = np.cumsum(keep_counts, axis=1)
+        total = np.cumsum(keep_counts.sum(axis=1))
+        new_offsets[1:] += total[:-1, None]
+        # rows of the kept blocks, in packed order
+        starts = offsets[:, :-1][~drop]
+        lengths = counts[~drop]
+        before = np.cumsum(lengths) - lengths  # kept rows ahead of each kept block
+        rows = np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+        det = {name: getattr(self, name)[rows] for name in _DETECTION_ARRAYS}
+        return dataclasses.replace(self, band_offsets=new_offsets, **det)
+
 
 class FeatureFamily:
     """One family of features (light-curve-python style).
@@ -89,6 +118,11 @@ class FeatureFamily:
 
     required: ClassVar[tuple[str, ...]] = ("time", "mag", "err")
     depends: ClassVar[tuple[str, ...]] = ()
+    #: True when every output is per band (``<name>_<fid>``, :func:`per_band_names`) and depends only
+    #: on that band's detections: no other band, no non-detections, no metadata, no ``depends``.
+    #: :meth:`Extractor.compute <alerce.features.Extractor.compute>` may then skip a band whose
+    #: points did not change and reuse its earlier values.
+    band_local: ClassVar[bool] = False
 
     @property
     def names(self) -> list[str]:

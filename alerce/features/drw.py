@@ -361,6 +361,7 @@ class GPDRWFamily(FeatureFamily):
     """
 
     required = ("time", "mag", "err")
+    band_local = True
 
     def __init__(self, min_points: int = 6, n_starts: int = 3, bands: Sequence[int] = BANDS) -> None:
         if not 1 <= int(n_starts) <= 3:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alerce.features.base import FeatureFamily, PackedLightCurves
+from alerce.features.incremental import StoredFeatures, previous_band_features, same_band_points
 from alerce.features.pack import pack_lightcurves
 from alerce.features.preprocess import preprocess_detections, preprocess_non_detections
 
@@ -114,7 +115,8 @@ class Extractor:
         return [self.families[k] for k in out]
 
     def compute(
-        self, lc: PackedLightCurves, context: Mapping[str, np.ndarray] | None = None
+        self, lc: PackedLightCurves, context: Mapping[str, np.ndarray] | None = None, *,
+        reuse: np.ndarray | None = None, previous: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """All features of every packed object.
 
@@ -126,6 +128,14 @@ class Extractor:
             Extra per-object arrays (length ``len(lc)``) visible to the families, e.g. an external
             ``Multiband_period``. Families of this extractor override same-named entries only for
             families that run after them.
+        reuse : ndarray of bool, optional
+            Shape ``(len(lc), len(lc.bands))``: True where the object's band has exactly the
+            detections it had when ``previous`` was computed. The
+            :attr:`~alerce.features.base.FeatureFamily.band_local` families skip those bands and
+            take their columns from ``previous``; every other family runs as usual.
+        previous : pandas.DataFrame, optional
+            Earlier features indexed by oid, with every band-local column of the reused bands
+            (see :mod:`alerce.features.incremental`).
 
         Returns
         -------
@@ -133,6 +143,13 @@ class Extractor:
             float64, indexed by ``oid``, columns :attr:`names`.
         """
         n = len(lc)
+        if reuse is not None and not np.asarray(reuse, dtype=bool).any():
+            reuse = None
+        if reuse is not None:
+            if previous is None:
+                raise ValueError("reuse needs the previous features")
+            reuse = np.asarray(reuse, dtype=bool)
+            reduced = lc.without_bands(reuse)
         ctx: dict[str, np.ndarray] = {}
         for key, value in (context or {}).items():
             arr = np.ascontiguousarray(value, dtype=np.float64)
@@ -146,12 +163,15 @@ class Extractor:
             for attr in fam.required:
                 if not hasattr(lc, attr):
                     raise ValueError(f"{type(fam).__name__} requires lc.{attr}, which is missing")
-            values = np.asarray(fam.compute(lc, ctx), dtype=np.float64)
+            skip = reuse is not None and fam.band_local
+            values = np.asarray(fam.compute(reduced if skip else lc, ctx), dtype=np.float64)
             if values.shape != (n, len(names)):
                 raise ValueError(
                     f"{type(fam).__name__}.compute returned shape {values.shape}, "
                     f"expected ({n}, {len(names)})"
                 )
+            if skip:
+                _take_previous(values, names, lc, reuse, previous)
             results[k] = values
             for j, name in enumerate(names):
                 ctx[name] = np.ascontiguousarray(values[:, j])  # C-contiguous for numba kernels
@@ -172,6 +192,22 @@ class Extractor:
     def __repr__(self) -> str:
         fams = ", ".join(type(f).__name__ for f in self.families)
         return f"Extractor([{fams}], {len(self.names)} features)"
+
+
+def _take_previous(values: np.ndarray, names: Sequence[str], lc: PackedLightCurves,
+                   reuse: np.ndarray, previous: pd.DataFrame) -> None:
+    """Overwrite, in place, the columns of the reused (object, band) pairs with ``previous``."""
+    rows = previous.index.get_indexer(pd.Index(np.asarray(lc.oids, dtype=object)))
+    for j, name in enumerate(names):
+        band = int(name.rsplit("_", 1)[1])
+        if band not in lc.bands:
+            continue
+        take = reuse[:, lc.bands.index(band)]
+        if not take.any():
+            continue
+        if name not in previous.columns or (rows[take] < 0).any():
+            raise ValueError(f"reuse asks for previous {name!r} of objects the previous features lack")
+        values[take, j] = previous[name].to_numpy(dtype=np.float64, na_value=np.nan)[rows[take]]
 
 
 def default_extractor(strict: bool = False) -> Extractor:
@@ -201,6 +237,7 @@ def extract_features(
     non_detections: pd.DataFrame | None = None,
     metadata: pd.DataFrame | None = None,
     extractor: Extractor | None = None,
+    stored: StoredFeatures | None = None,
 ) -> pd.DataFrame:
     """Light-curve features of every object with enough clean detections.
 
@@ -216,21 +253,47 @@ def extract_features(
         and optionally ``corrected`` (then used for the magnitude choice, ALeRCE batch rule).
     extractor : Extractor, optional
         Defaults to :func:`default_extractor`.
+    stored : StoredFeatures, optional
+        The stored detections, object rows and features of these objects: the band-local
+        families skip every band whose preprocessed points equal the stored ones and take the
+        stored values (:mod:`alerce.features.incremental`; same result, less work).
 
     Returns
     -------
     pandas.DataFrame
         float64 features indexed by ``oid``. Objects removed by preprocessing (fewer than 6 clean
-        detections in both g and r) are absent.
+        detections in both g and r) are absent. ``attrs["reused_bands"]``: how many (object, band)
+        pairs took stored values.
     """
     extractor = extractor if extractor is not None else default_extractor()
-    # the object table's ``corrected`` flag (``oid`` column or index) decides the magnitudes
-    objects = metadata if metadata is not None and "corrected" in metadata.columns else None
-    det = detections.reset_index() if "oid" not in detections.columns else detections
-    det = preprocess_detections(det, objects)
+    det = _preprocessed(detections, metadata)
     nd = None
     if non_detections is not None and len(non_detections):
         nd = non_detections.reset_index() if "oid" not in non_detections.columns else non_detections
         nd = preprocess_non_detections(nd)
     lc = pack_lightcurves(det, nd, metadata=metadata)
-    return extractor.compute(lc)
+    reuse, previous = _reusable(extractor, lc, stored)
+    features = extractor.compute(lc, reuse=reuse, previous=previous)
+    features.attrs["reused_bands"] = int(reuse.sum()) if reuse is not None else 0
+    return features
+
+
+def _preprocessed(detections: pd.DataFrame, metadata: pd.DataFrame | None) -> pd.DataFrame:
+    # the object table's ``corrected`` flag (``oid`` column or index) decides the magnitudes
+    objects = metadata if metadata is not None and "corrected" in metadata.columns else None
+    det = detections.reset_index() if "oid" not in detections.columns else detections
+    return preprocess_detections(det, objects)
+
+
+def _reusable(extractor: Extractor, lc: PackedLightCurves,
+              stored: StoredFeatures | None) -> tuple[np.ndarray | None, pd.DataFrame | None]:
+    """Which (object, band) pairs may take their band-local features from ``stored``."""
+    names = [n for fam in extractor.families if fam.band_local for n in fam.names]
+    if stored is None or not names or not len(lc) or not len(stored.features) or not len(stored.detections):
+        return None, None
+    old = _preprocessed(stored.detections, stored.objects)
+    if not len(old):
+        return None, None
+    same = same_band_points(lc, pack_lightcurves(old, None, bands=lc.bands))
+    previous, complete = previous_band_features(stored.features, names, stored.version, lc.oids, lc.bands)
+    return same & complete, previous

@@ -268,6 +268,7 @@ class MHPSFamily(FeatureFamily):
     """
 
     required = ("time", "mag", "err")
+    band_local = True
 
     def __init__(self, t1: float = 100.0, t2: float = 10.0, dt: float = 5.0, mag0: float = 19.0,
                  epsilon: float = 1.0, bands: Sequence[int] = BANDS) -> None:

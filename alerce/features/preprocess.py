@@ -34,8 +34,10 @@ def _object_corrected(detections: pd.DataFrame, objects: pd.DataFrame | None) ->
             obj = obj.set_index("oid")
         flag = obj["corrected"].astype("boolean").fillna(False).astype(bool)
         flag = flag[~flag.index.duplicated(keep="first")]
-        mapped = oid.map(flag)
-        return mapped.astype("boolean").fillna(False).astype(bool)
+        codes, uniques = pd.factorize(oid, use_na_sentinel=True)  # each distinct oid hashed once
+        at = np.append(flag.index.get_indexer(uniques), -1)[codes]
+        values = np.append(flag.to_numpy(dtype=bool), False)  # absent objects: not corrected
+        return pd.Series(values[at], index=detections.index)
     if "corrected" not in detections.columns:
         return pd.Series(False, index=detections.index)
     corr = detections["corrected"].astype("boolean").fillna(False).astype(bool)

@@ -350,6 +350,7 @@ class SPMFamily(FeatureFamily):
     """
 
     required = ("time", "mag_raw", "err_raw")
+    band_local = True
 
     def __init__(self, ftol: float | str = 1e-4, max_iter: int = 50, n_starts: int = 3,
                  bands=(1, 2)):

@@ -701,6 +701,7 @@ class TurboFatsFamily(FeatureFamily):
     """
 
     required = ("time", "mag", "err")
+    band_local = True
 
     def __init__(self, min_points: int = 6, iar_xatol: float = 1e-12, iar_maxiter: int = 50000,
                  bands: Sequence[int] = BANDS, features: Sequence[str] | None = None) -> None:

@@ -13,6 +13,10 @@ Deliberate supersets of ALeRCE's tables (documented in ``docs/store.md``):
 * ``forced_photometry`` (Gen-2 table, key ``(oid, pid)``) stores the ZTF ``fp_hists`` fields plus the
   magnitudes computed by :func:`alerce.correction.forced_photometry_magnitudes`.
 * ``score`` holds outlier scores; ``schema_version`` records the applied migrations.
+
+On SQLite the narrow, key-heavy tables (:data:`SQLITE_WITHOUT_ROWID`) are ``WITHOUT ROWID`` tables
+(schema version 2): their rows live in the primary-key B-tree, so an upsert touches one tree instead
+of two and one object's rows sit together. The wide tables keep their rowid, where it is faster.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Double, Integer, M
 #: Tables whose upsert only replaces a stored row when the incoming ``candid`` is >= the stored one
 #: (table name -> guard column), so replay order does not matter.
 UPSERT_GUARDS: dict[str, str] = {"ss_ztf": "candid", "gaia_ztf": "candid"}
+
+#: SQLite tables created ``WITHOUT ROWID`` (narrow rows, composite text keys, upsert-heavy): the
+#: feature table is 43 % smaller with 8 % faster upserts and 21 % faster reads by object, a
+#: non-detection read 2x faster than with a rowid table and its key index (``docs/store.md``); the
+#: wide tables (``detection``, ``forced_photometry`` ...) are faster with a rowid.
+SQLITE_WITHOUT_ROWID: tuple[str, ...] = ("non_detection", "xmatch", "feature", "probability", "score")
 
 #: Tables :meth:`Store.load_state` returns.
 STATE_TABLES: tuple[str, ...] = (
@@ -53,8 +63,11 @@ def _key(name: str, type_: sa.types.TypeEngine) -> Column:
 _MAGS = ("magmean", "magmedian", "magmax", "magmin", "magsigma", "maglast", "magfirst")
 
 
-def build_metadata() -> MetaData:
-    """A fresh :class:`~sqlalchemy.MetaData` holding every table of the current schema."""
+def build_metadata(*, sqlite_without_rowid: bool = True) -> MetaData:
+    """A fresh :class:`~sqlalchemy.MetaData` holding every table of the current schema.
+
+    ``sqlite_without_rowid=False`` gives schema version 1, where every SQLite table has a rowid.
+    """
     md = MetaData()
     oid = lambda: _key("oid", Text)  # noqa: E731
 
@@ -165,6 +178,9 @@ def build_metadata() -> MetaData:
         "schema_version", md, _key("version", Integer), Column("applied_at", DateTime),
         *_t("description"),
     )
+    if sqlite_without_rowid:
+        for name in SQLITE_WITHOUT_ROWID:
+            md.tables[name].dialect_kwargs["sqlite_with_rowid"] = False
     return md
 
 

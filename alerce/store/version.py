@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .engine import WRITE_OPTION
-from .schema import METADATA, TABLE_NAMES, build_metadata
+from .schema import METADATA, SQLITE_WITHOUT_ROWID, TABLE_NAMES, build_metadata
 
 log = logging.getLogger(__name__)
 
 #: Version of the schema this code writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Advisory-lock key serializing schema changes on PostgreSQL.
 _PG_LOCK_KEY = zlib.crc32(b"alerce.store.schema") & 0x7FFFFFFF
@@ -67,12 +67,41 @@ def postgres_extras(conn: Connection) -> bool:
 
 
 def _initial(conn: Connection) -> None:
-    build_metadata().create_all(conn, checkfirst=True)
+    build_metadata(sqlite_without_rowid=False).create_all(conn, checkfirst=True)
     postgres_extras(conn)
 
 
+def _sqlite_without_rowid(conn: Connection) -> None:
+    """SQLite only: rebuild the :data:`~alerce.store.schema.SQLITE_WITHOUT_ROWID` tables without rowid.
+
+    Each table is renamed, created anew from the current schema (with its indexes), filled in key
+    order and the old copy dropped, all in the migration's transaction. Tables already without
+    rowid are left alone; PostgreSQL has nothing to change.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    for name in SQLITE_WITHOUT_ROWID:
+        ddl = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).scalar()
+        if ddl is None or "WITHOUT ROWID" in ddl.upper():
+            continue
+        table = METADATA.tables[name]
+        old = f"_{name}_with_rowid"
+        for index in sa.inspect(conn).get_indexes(name):
+            conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+        conn.exec_driver_sql(f'ALTER TABLE "{name}" RENAME TO "{old}"')
+        table.create(conn)
+        cols = ", ".join(f'"{c.name}"' for c in table.columns)
+        key = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        conn.exec_driver_sql(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM "{old}" ORDER BY {key}')
+        conn.exec_driver_sql(f'DROP TABLE "{old}"')
+
+
 #: Every migration, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: list[Migration] = [Migration(1, "initial schema (ALeRCE Gen-1 tables + store extras)", _initial)]
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema (ALeRCE Gen-1 tables + store extras)", _initial),
+    Migration(2, "SQLite: narrow key-heavy tables WITHOUT ROWID", _sqlite_without_rowid),
+]
 
 
 def stored_version(conn: Connection) -> int | None:

@@ -40,6 +40,8 @@ class ReplaySummary:
     non_detections: int = 0
     forced_photometry: int = 0
     features: int = 0
+    #: (object, band) pairs whose band-local features were reused from the store
+    reused_bands: int = 0
     probabilities: int = 0
     batches: int = 0
     failed_batches: int = 0
@@ -64,6 +66,7 @@ class ReplaySummary:
         self.non_detections += s.non_detections
         self.forced_photometry += s.forced_photometry
         self.features += s.features
+        self.reused_bands += s.reused_bands
         self.probabilities += s.probabilities
         self.dead_letters.extend(s.dead_letters)
         self.errors.extend(s.errors)

@@ -39,10 +39,13 @@ def _extractor():
     return default_extractor()
 
 
-def feature_step(processed, wise: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def feature_step(processed, wise: pd.DataFrame | None = None,
+                 state: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """Features of the objects with >= 6 detections in g or r (``feature`` rows + ``_features``).
 
-    ``wise`` (``oid, W1mag, W2mag, W3mag``) feeds the AllWISE colour features.
+    ``wise`` (``oid, W1mag, W2mag, W3mag``) feeds the AllWISE colour features. With the stored
+    ``feature`` rows in ``state`` (next to its ``detection`` and ``object`` rows), bands whose
+    points did not change keep their stored band-local features (:mod:`alerce.features.incremental`).
     """
     from alerce.features import extract_features, feature_rows
     from alerce.streams.steps import objects_with_enough_detections
@@ -57,7 +60,12 @@ def feature_step(processed, wise: pd.DataFrame | None = None) -> dict[str, pd.Da
     metadata = processed.objects[meta_cols].set_index("oid").loc[oids]
     if wise is not None and len(wise):
         metadata = metadata.join(wise.set_index("oid"), how="left")
-    features = extract_features(dets, nd, metadata=metadata, extractor=_extractor())
+    stored = None
+    if state is not None and state.get("feature") is not None and state.get("detection") is not None:
+        from alerce.features.incremental import StoredFeatures
+
+        stored = StoredFeatures(state["detection"], state.get("object"), state["feature"], FEATURE_VERSION)
+    features = extract_features(dets, nd, metadata=metadata, extractor=_extractor(), stored=stored)
     if not len(features):
         return {}
     return {"feature": feature_rows(features, FEATURE_VERSION), "_features": features}
@@ -85,20 +93,25 @@ def stamp_step(batch: AlertBatch, state: dict[str, pd.DataFrame]) -> dict[str, p
     return {"probability": rows, "taxonomy": taxonomy}
 
 
-def run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
-    """Run the enabled science steps; return the extra tables to write."""
+def run(batch: AlertBatch, processed, state, config, stats: dict[str, int] | None = None) -> dict[str, pd.DataFrame]:
+    """Run the enabled science steps; return the extra tables to write.
+
+    ``stats``, when given, receives ``reused_bands`` (see :func:`feature_step`).
+    """
     with numba_threads(config.numba_threads):
-        return _run(batch, processed, state, config)
+        return _run(batch, processed, state, config, stats if stats is not None else {})
 
 
-def _run(batch: AlertBatch, processed, state, config) -> dict[str, pd.DataFrame]:
+def _run(batch: AlertBatch, processed, state, config, stats: dict[str, int]) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     if config.stamp_classifier:
         _merge(out, stamp_step(batch, state))
     if config.xmatch_catalog:
         _merge(out, xmatch_step(processed, config.xmatch_catalog, config.xmatch_radius))
     if config.features:
-        _merge(out, feature_step(processed, out.get("_wise")))
+        _merge(out, feature_step(processed, out.get("_wise"), state))
+        if "_features" in out:
+            stats["reused_bands"] = out["_features"].attrs.get("reused_bands", 0)
     if config.lc_classifier and "_features" in out:
         _merge(out, lc_classifier_step(out["_features"]))
     return {k: v for k, v in out.items() if not k.startswith("_")}

@@ -105,6 +105,8 @@ class BatchSummary:
     non_detections: int = 0
     forced_photometry: int = 0
     features: int = 0
+    #: (object, band) pairs whose band-local features were taken from the store (unchanged points)
+    reused_bands: int = 0
     probabilities: int = 0
     rows_written: int = 0
     seconds: float = 0.0
@@ -122,6 +124,7 @@ class BatchSummary:
             non_detections=self.non_detections + other.non_detections,
             forced_photometry=self.forced_photometry + other.forced_photometry,
             features=self.features + other.features,
+            reused_bands=self.reused_bands + other.reused_bands,
             probabilities=self.probabilities + other.probabilities,
             rows_written=self.rows_written + other.rows_written,
             seconds=self.seconds + other.seconds,
@@ -422,13 +425,19 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
         store = _cached_store(config.store_url)
         state = store.load_state(list(batch.oids), columns=STATE_COLUMNS,
                                  at_least=state_bounds(batch))
+        if config.features:
+            stored_features = read_stored_features(store, batch.oids)
+            if stored_features is not None:
+                state["feature"] = stored_features
         t = lap("load", t0)
         processed = process_alerts(batch, state)
         tables = processed.tables
         t = lap("process", t)
-        tables.update(run_science_steps(batch, processed, state, config))
+        stats: dict[str, int] = {}
+        tables.update(run_science_steps(batch, processed, state, config, stats))
+        summary.reused_bands = stats.get("reused_bands", 0)
         t = lap("science", t)
-        written = store.write(without_unchanged_features(store, tables))
+        written = store.write(without_unchanged_features(store, tables, state.get("feature")))
         t = lap("write", t)
         if config.output is not None:
             from alerce.streams.output import publish_annotations
@@ -455,26 +464,41 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
     return summary
 
 
-def without_unchanged_features(store, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def read_stored_features(store, oids) -> pd.DataFrame | None:
+    """The stored ``feature`` rows of ``oids`` where reads are cheap (SQLite with the columnar
+    reader), else None. The feature step reuses the values of unchanged bands
+    (:mod:`alerce.features.incremental`) and the write skips rows that did not change."""
+    if not store.reads_columnar or not len(oids):
+        return None
+    return store.read_objects("feature", list(oids), ["oid", "name", "fid", "value", "version"])
+
+
+def without_unchanged_features(store, tables: dict[str, pd.DataFrame],
+                               stored: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """``tables`` without the ``feature`` rows the store already holds with the same value and version.
 
     A new detection in one band leaves about half of an object's features as they were (those of
     the other band); skipping them halves the feature upserts, the largest write of a batch.
-    Only where reads are cheap (SQLite with the columnar reader); elsewhere ``tables`` as given.
+    ``stored``: the stored feature rows of (at least) these objects when already read; otherwise
+    they are read where reads are cheap (SQLite with the columnar reader) and elsewhere ``tables``
+    is returned as given.
     """
     feature = tables.get("feature")
-    if feature is None or not len(feature) or not store.reads_columnar:
+    if feature is None or not len(feature):
         return tables
-    stored = store.read_objects("feature", pd.unique(feature["oid"]), ["oid", "name", "fid", "value", "version"])
+    if stored is None:
+        stored = read_stored_features(store, pd.unique(feature["oid"]))
+        if stored is None:
+            return tables
     return {**tables, "feature": changed_rows(feature, stored, ["oid", "name", "fid"], ["value", "version"])}
 
 
-def run_science_steps(batch: AlertBatch, processed: ProcessedBatch,
-                      state: dict[str, pd.DataFrame], config: PipelineConfig) -> dict[str, pd.DataFrame]:
+def run_science_steps(batch: AlertBatch, processed: ProcessedBatch, state: dict[str, pd.DataFrame],
+                      config: PipelineConfig, stats: dict[str, int] | None = None) -> dict[str, pd.DataFrame]:
     """Feature, classifier and stamp steps after the correction (each optional)."""
     from alerce.streams import science
 
-    return science.run(batch, processed, state, config)
+    return science.run(batch, processed, state, config, stats)
 
 
 _STORES: dict[str, object] = {}
