@@ -19,6 +19,19 @@ import pandas as pd
 BANDS: tuple[int, ...] = (1, 2)
 
 
+def positions(values: pd.Series | np.ndarray, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent or null), hashing each distinct value once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.append(index.get_indexer(uniques), -1)[codes]  # code -1 (null) -> the appended -1
+
+
+def block_rows(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Row positions of consecutive blocks ``[starts[k], starts[k] + lengths[k])``, concatenated."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ahead = np.cumsum(lengths) - lengths  # rows of the earlier blocks
+    return np.repeat(np.asarray(starts, dtype=np.int64) - ahead, lengths) + np.arange(int(lengths.sum()))
+
+
 #: Per-detection arrays of :class:`PackedLightCurves` (all laid out by ``band_offsets``).
 _DETECTION_ARRAYS = ("time", "mag", "err", "mag_raw", "err_raw", "isdiffpos", "rb", "ra", "dec")
 
@@ -97,11 +110,7 @@ class PackedLightCurves:
         new_offsets[:, 1:] = np.cumsum(keep_counts, axis=1)
         total = np.cumsum(keep_counts.sum(axis=1))
         new_offsets[1:] += total[:-1, None]
-        # rows of the kept blocks, in packed order
-        starts = offsets[:, :-1][~drop]
-        lengths = counts[~drop]
-        before = np.cumsum(lengths) - lengths  # kept rows ahead of each kept block
-        rows = np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+        rows = block_rows(offsets[:, :-1][~drop], counts[~drop])  # kept blocks, in packed order
         det = {name: getattr(self, name)[rows] for name in _DETECTION_ARRAYS}
         return dataclasses.replace(self, band_offsets=new_offsets, **det)
 

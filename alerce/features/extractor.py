@@ -143,13 +143,14 @@ class Extractor:
             float64, indexed by ``oid``, columns :attr:`names`.
         """
         n = len(lc)
-        if reuse is not None and not np.asarray(reuse, dtype=bool).any():
-            reuse = None
         if reuse is not None:
-            if previous is None:
-                raise ValueError("reuse needs the previous features")
             reuse = np.asarray(reuse, dtype=bool)
-            reduced = lc.without_bands(reuse)
+            if not reuse.any():
+                reuse = None
+            elif previous is None:
+                raise ValueError("reuse needs the previous features")
+            else:
+                reduced = lc.without_bands(reuse)
         ctx: dict[str, np.ndarray] = {}
         for key, value in (context or {}).items():
             arr = np.ascontiguousarray(value, dtype=np.float64)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alerce.features.base import PackedLightCurves
+from alerce.features.base import PackedLightCurves, block_rows, positions
 
 __all__ = ["StoredFeatures", "same_band_points", "previous_band_features"]
 
@@ -74,23 +74,15 @@ def same_band_points(new: PackedLightCurves, old: PackedLightCurves) -> np.ndarr
         objects = found[same_length]
         length = length[same_length]
         # row positions of every compared block, side by side
+        rows_new = block_rows(new_start[same_length], length)
+        rows_old = block_rows(old_start[same_length], length)
         block = np.repeat(np.arange(len(objects)), length)
-        within = np.arange(int(length.sum()), dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
-        rows_new = new_start[same_length][block] + within
-        rows_old = old_start[same_length][block] + within
         differs = np.zeros(len(rows_new), dtype=bool)
         for name in _COMPARED:
             differs |= getattr(new, name)[rows_new] != getattr(old, name)[rows_old]
         mismatches = np.bincount(block, weights=differs, minlength=len(objects))
         out[objects, b] = mismatches == 0
     return out
-
-
-def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position of each value in ``index`` (-1 when absent or null), hashing each distinct value once."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    where = np.append(index.get_indexer(uniques), -1)  # code -1 (null) -> the appended -1
-    return where[codes]
 
 
 def previous_band_features(features: pd.DataFrame, names: list[str], version: str,
@@ -113,10 +105,10 @@ def previous_band_features(features: pd.DataFrame, names: list[str], version: st
     column = np.full((len(bases) + 1, len(fids) + 1), -1, dtype=np.int64)  # last row/col: unknown
     for j, name in enumerate(names):
         column[bases.get_loc(base_of[name]), fids.index(band_of[name])] = j
-    base_code = _positions(rows["name"], bases)
-    fid_code = _positions(rows["fid"], pd.Index(fids))
+    base_code = positions(rows["name"], bases)
+    fid_code = positions(rows["fid"], pd.Index(fids))
     at = column[base_code, fid_code]  # code -1 picks the last ("unknown") row or column
-    obj = _positions(rows["oid"], pd.Index(np.asarray(oids, dtype=object)))
+    obj = positions(rows["oid"], pd.Index(np.asarray(oids, dtype=object)))
     ok = (at >= 0) & (obj >= 0)
     at, obj = at[ok], obj[ok]
     wide = np.full((len(oids), len(names)), np.nan)

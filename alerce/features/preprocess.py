@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from alerce.features.base import positions
+
 #: Minimum number of detections in at least one band (g or r) for an object to keep its features.
 MIN_DETECTIONS = 6
 #: Real/bogus threshold: detections with ``rb`` below it are discarded.
@@ -34,10 +36,8 @@ def _object_corrected(detections: pd.DataFrame, objects: pd.DataFrame | None) ->
             obj = obj.set_index("oid")
         flag = obj["corrected"].astype("boolean").fillna(False).astype(bool)
         flag = flag[~flag.index.duplicated(keep="first")]
-        codes, uniques = pd.factorize(oid, use_na_sentinel=True)  # each distinct oid hashed once
-        at = np.append(flag.index.get_indexer(uniques), -1)[codes]
-        values = np.append(flag.to_numpy(dtype=bool), False)  # absent objects: not corrected
-        return pd.Series(values[at], index=detections.index)
+        values = np.append(flag.to_numpy(dtype=bool), False)  # absent objects (-1): not corrected
+        return pd.Series(values[positions(oid, flag.index)], index=detections.index)
     if "corrected" not in detections.columns:
         return pd.Series(False, index=detections.index)
     corr = detections["corrected"].astype("boolean").fillna(False).astype(bool)
