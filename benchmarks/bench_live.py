@@ -91,21 +91,22 @@ def produce_at_rate(bootstrap: str, topic: str, payloads: list[bytes], rate: flo
             time.sleep(delay)
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) so far of this process, its Dask workers and the servers."""
+def cpu_seconds() -> dict[str, tuple[float, float]]:
+    """CPU seconds (user, system) so far of this process, its Dask workers and the servers."""
     import psutil
 
     me = psutil.Process()
-    out = {"main (consumer, scheduler, producer)": sum(me.cpu_times()[:2])}
+    out = {"main (consumer, scheduler, producer)": tuple(me.cpu_times()[:2])}
     for child in me.children(recursive=True):
         try:
             name = child.name()
-            t = sum(child.cpu_times()[:2])
+            t = tuple(child.cpu_times()[:2])
         except psutil.Error:
             continue
         key = "broker (tansu)" if "tansu" in name else (
             "postgresql" if "postgres" in name else "dask workers")
-        out[key] = out.get(key, 0.0) + t
+        user, system = out.get(key, (0.0, 0.0))
+        out[key] = (user + t[0], system + t[1])
     return out
 
 
@@ -165,12 +166,12 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
     from kafka_broker import TansuBroker
 
     from alerce.simulate import simulate
     from alerce.store import Store
-    from alerce.streams.cluster import warm_up
+    from alerce.streams.cluster import local_cluster, warm_up
     from alerce.streams.kafka import AlertConsumer, close_producers, create_topics, produce_packets
     from alerce.streams.live import LivePipeline
     from alerce.streams.steps import PipelineConfig
@@ -205,8 +206,7 @@ def main() -> None:
         n_send = min(len(payloads) - n_warm, int(args.rate * args.seconds))
         n_burst = min(args.burst, len(payloads) - n_warm - n_send)
 
-        with LocalCluster(n_workers=args.workers, threads_per_worker=args.threads,
-                          dashboard_address=None) as cluster, \
+        with local_cluster(args.workers, threads_per_worker=args.threads) as cluster, \
                 Client(cluster, set_as_default=False) as client:
             url = args.store or f"sqlite:///{tmp / 'live.db'}"
             if url == "postgresql":
@@ -272,8 +272,9 @@ def main() -> None:
                 print(f"latency drift: median of the first fifth {np.median(lat[:fifth]):.2f} s, "
                       f"of the last fifth {np.median(lat[-fifth:]):.2f} s (a pipeline that falls behind "
                       "grows by the backlog / its rate)")
-            print("CPU during the sustained phase (cores busy on average): " + ", ".join(
-                f"{k} {(cpu1[k] - cpu0.get(k, 0.0)) / t_stored:.2f}" for k in cpu1))
+            busy = {k: [(cpu1[k][i] - cpu0.get(k, (0.0, 0.0))[i]) / t_stored for i in (0, 1)] for k in cpu1}
+            print("CPU during the sustained phase (cores busy on average, of which in the kernel): " + ", ".join(
+                f"{k} {sum(v):.2f} ({v[1]:.2f})" for k, v in busy.items()))
 
             # 3. capacity: a backlog produced at once, drained as fast as the pipeline can
             if n_burst:

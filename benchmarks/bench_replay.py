@@ -29,12 +29,12 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from alerce.io import read_alerts
     from alerce.simulate import simulate
     from alerce.store import Store
-    from alerce.streams.cluster import _warm_up_worker
+    from alerce.streams.cluster import _warm_up_worker, local_cluster
     from alerce.streams.replay import replay
     from alerce.streams.steps import PipelineConfig, run_batch
 
@@ -60,7 +60,7 @@ def main() -> None:
     base = time.perf_counter() - t0
     print(f"baseline (1 process, no Dask): {n_alerts} alerts in {base:.1f} s = {n_alerts / base:,.0f} alerts/s")
 
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+    with local_cluster(args.workers) as cluster, \
             Client(cluster, set_as_default=False) as client:
         # warm the workers once (numba cache), as a long-running deployment would be
         replay(files[:50], store=f"sqlite:///{tmp / 'warm.db'}", client=client, batch_size=50,

@@ -29,10 +29,11 @@ def shared_data():
 @pytest.fixture(scope="session")
 def dask_client():
     """A real two-worker LocalCluster (processes) shared by the tests that need Dask."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
+    from alerce.streams.cluster import local_cluster
+
+    with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
         yield client
 
 

@@ -162,14 +162,16 @@ def test_pattern_subscription_moves_on_to_the_next_night(broker, dask_client, tm
 
 
 def test_worker_killed_mid_batch_loses_nothing(broker, tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from alerce.streams.cluster import local_cluster
 
     alerts = real_alerts("series_ZTF19aazzpje", "kowalski_v4.01_20231012_fp", "fink_v3.3_20200101")
     topic = new_topic(broker)
     produce_packets(broker.bootstrap, topic, [a for a, _ in alerts])
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     group = f"g-{uuid.uuid4().hex[:6]}"
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+    with local_cluster(2) as cluster, \
             Client(cluster, set_as_default=False) as client:
         killed = threading.Event()
 

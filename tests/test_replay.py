@@ -303,18 +303,28 @@ def test_run_batch_reports_seconds_per_stage(tmp_path):
     assert both.stages["load"] == s.stages["load"] + 1.0 and both.stages["output"] == 2.0
 
 
-def test_dask_client_gives_each_task_the_cores_its_workers_leave():
+def _startup_environ() -> dict[str, str]:
+    """The environment this process was started with (what glibc's malloc read at start-up)."""
+    with open("/proc/self/environ", "rb") as fh:
+        pairs = (item.decode(errors="replace").partition("=") for item in fh.read().split(b"\0") if item)
+        return {k: v for k, _, v in pairs}
+
+
+def test_dask_client_gives_each_task_the_cores_its_workers_leave_and_our_malloc_settings():
     import os
 
     import numba
 
-    from alerce.streams.cluster import dask_client
+    from alerce.streams.cluster import WORKER_MALLOC_ENVIRON, dask_client
 
     cores = os.cpu_count() or 1
     with dask_client(n_workers=1) as c:
         env, threads, _ = c.submit(_task_numba_threads, pure=False).result()
+        started_with = c.submit(_startup_environ, pure=False).result() if os.path.exists("/proc/self/environ") else None
     assert env == str(cores)
     assert threads == min(cores, numba.config.NUMBA_NUM_THREADS)
+    if started_with is not None:  # Linux: not Dask's MALLOC_TRIM_THRESHOLD_=65536 (see local_cluster)
+        assert {k: started_with.get(k) for k in WORKER_MALLOC_ENVIRON} == WORKER_MALLOC_ENVIRON
 
 
 def test_state_bounds_read_forced_photometry_from_the_batch_s_first_pid(tmp_path):
@@ -425,3 +435,23 @@ def test_unchanged_feature_rows_are_not_rewritten(tmp_path):
         assert list(zip(rows["name"], rows["fid"], rows["oid"])) == [("y", 1, "a"), ("z", 0, "a"), ("x", 1, "b")]
     with Store(f"sqlite:///{tmp_path / 's.db'}", arrow_reads=False) as store:  # rows path: no skipping
         assert len(without_unchanged_features(store, {"feature": feature})["feature"]) == 4
+
+
+def test_packets_routed_by_lane_before_decoding_store_what_decode_then_split_stores(tmp_path, dask_client):
+    from alerce.io import Packet, iter_packets
+    from alerce.simulate import simulate
+    from alerce.streams.replay import replay_packets
+
+    simulate(tmp_path / "sim", n_objects=60, seed=4, nights=2)
+    packets = list(iter_packets(sorted(str(p) for p in (tmp_path / "sim").rglob("*.avro"))))
+    garbage = Packet("garbage", b"Obj\x01 this is not an avro file" + bytes(range(50)))
+    # the garbage packet sends its batch (only) down the decode-then-split path, where it is a dead letter
+    packets.insert(len(packets) // 2, garbage)
+    stores = {}
+    for route in (True, False):
+        url = f"sqlite:///{tmp_path / f'route_{route}.db'}"
+        s = replay_packets(packets, store=url, client=dask_client, batch_size=40, route_packets=route)
+        assert s.alerts == len(packets) - 1 and s.bad_alerts == 1 and not s.errors, s.errors[:1]
+        assert [d.source.split(":")[0] for d in s.dead_letters] == ["garbage"]
+        stores[route] = _tables(url)
+    _assert_same(stores[True], stores[False])

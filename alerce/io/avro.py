@@ -104,6 +104,31 @@ def _decompress(codec: bytes, data: bytes) -> bytes:
     raise ValueError(f"unsupported Avro codec {codec.decode(errors='replace')!r}")
 
 
+def read_header_meta(buf, pos: int = 4) -> tuple[dict[str, bytes], int]:
+    """The metadata map of a container header (from ``pos``, after the magic) and the position after it.
+
+    ``buf`` is ``bytes`` or a byte ``memoryview``. Raises ``IndexError``, ``ValueError`` or
+    ``UnicodeDecodeError`` on truncated or corrupt data.
+    """
+    meta: dict[str, bytes] = {}
+    while True:
+        count, pos = _read_long(buf, pos)
+        if count == 0:
+            return meta, pos
+        if count < 0:
+            count = -count
+            _, pos = _read_long(buf, pos)
+        for _ in range(count):
+            size, pos = _read_long(buf, pos)
+            key = bytes(buf[pos : pos + size]).decode()
+            pos += size
+            size, pos = _read_long(buf, pos)
+            if size < 0 or pos + size > len(buf):
+                raise IndexError
+            meta[key] = bytes(buf[pos : pos + size])
+            pos += size
+
+
 def read_container(
     payload: bytes, source: str, cache: SchemaCache = DEFAULT_CACHE
 ) -> tuple[ParsedSchema, list[dict]]:
@@ -148,24 +173,8 @@ def read_container_blocks(
     if payload[:4] != AVRO_MAGIC:
         raise AlertDecodeError(source, 0, f"not an Avro container file (magic {payload[:4]!r})")
     pos = 4
-    meta: dict[str, bytes] = {}
     try:
-        while True:
-            count, pos = _read_long(payload, pos)
-            if count == 0:
-                break
-            if count < 0:
-                count = -count
-                _, pos = _read_long(payload, pos)
-            for _ in range(count):
-                size, pos = _read_long(payload, pos)
-                key = payload[pos : pos + size].decode()
-                pos += size
-                size, pos = _read_long(payload, pos)
-                if size < 0 or pos + size > len(payload):
-                    raise IndexError
-                meta[key] = payload[pos : pos + size]
-                pos += size
+        meta, pos = read_header_meta(payload, pos)
     except (IndexError, UnicodeDecodeError, ValueError):
         raise AlertDecodeError(source, pos, "truncated or corrupt container header") from None
     sync = payload[pos : pos + SYNC_SIZE]

@@ -5,7 +5,10 @@ They differ from ``streamz.dask`` in two ways that matter for a broker: the clie
 :class:`process_by_lane` keeps each object's alerts in order. Objects are hashed to ``n_lanes``
 lanes; the batch of lane ``i`` is a Dask task that depends on the previous batch of lane ``i``, so
 two batches never update the same object's light curve at once, while different lanes run in
-parallel. Only futures and small summaries travel through the graph on the client.
+parallel. Raw packets whose object id can be read without decoding (ZTF) are split by lane on the
+client, and each lane decodes its own share on its worker; other work items are decoded by one
+task and the decoded batch is split. Only futures and small summaries travel through the graph on
+the client.
 """
 
 from __future__ import annotations
@@ -54,44 +57,82 @@ class _ClientNode(Stream):
 
 
 @Stream.register_api()
-class submit(_ClientNode):
-    """Submit ``func(x, *args, **kwargs)`` to the cluster; emit the future."""
-
-    def __init__(self, upstream, client, func: Callable, *args, **kwargs):
-        self.func, self.args, self.kwargs = func, args, kwargs
-        super().__init__(upstream, client)
-
-    def update(self, x, who=None, metadata=None):
-        fut = self.client.submit(self.func, x, *self.args, pure=False, **self.kwargs)
-        return self._emit(fut, metadata=metadata)
-
-
-@Stream.register_api()
 class process_by_lane(_ClientNode):
-    """Split a batch future into lanes and run ``func(lane_batch, *args, prev=...)`` in lane order.
+    """Run ``func(lane_batch, *args, prev=...)`` on each lane of a work item, in lane order.
 
-    Emits one future per input batch: the combined summary of its lanes.
+    ``decode(item)`` turns a work item into an :class:`~alerce.batch.AlertBatch`. Emits one
+    future per item: the combined summary of its lanes. With ``route_packets`` (default), packets
+    are split by lane before decoding where :func:`split_packets_by_lane` can.
     """
 
-    def __init__(self, upstream, client, n_lanes: int, func: Callable, *args, **kwargs):
+    def __init__(self, upstream, client, n_lanes: int, func: Callable, *args, decode: Callable,
+                 route_packets: bool = True, **kwargs):
         self.n_lanes, self.func, self.args, self.kwargs = n_lanes, func, args, kwargs
+        self.decode, self.route_packets = decode, route_packets
         self.previous: list[Any] = [None] * n_lanes
         super().__init__(upstream, client)
 
     def update(self, x, who=None, metadata=None):
         c = self.client
         workers = lane_workers(c, self.n_lanes)
+        routed = split_packets_by_lane(x, self.n_lanes) if self.route_packets else None
+        decoded = None if routed is not None else c.submit(self.decode, x, pure=False)
         lanes = []
         for lane in range(self.n_lanes):
-            # the split runs where the decoded batch is; the lane's work on the lane's worker
-            part = c.submit(select_lane, x, lane, self.n_lanes, pure=False)
             # Dask accepts allow_other_workers only together with workers
             where = {} if workers[lane] is None else {"workers": workers[lane], "allow_other_workers": True}
-            fut = c.submit(self.func, part, *self.args, prev=self.previous[lane], pure=False,
-                           **where, **self.kwargs)
+            if routed is None:  # the split runs where the decoded batch is; the lane's work on its worker
+                part = c.submit(select_lane, decoded, lane, self.n_lanes, pure=False)
+                fut = c.submit(self.func, part, *self.args, prev=self.previous[lane], pure=False,
+                               **where, **self.kwargs)
+            elif len(routed[lane]):
+                fut = c.submit(decode_then_run, self.decode, self.func, routed[lane], *self.args,
+                               prev=self.previous[lane], pure=False, **where, **self.kwargs)
+            else:
+                continue
             self.previous[lane] = fut
             lanes.append(fut)
         return self._emit(c.submit(combine, *lanes, pure=False), metadata=metadata)
+
+
+def split_packets_by_lane(item, n_lanes: int) -> list | None:
+    """``("packets", bundle)`` as one ``("packets", lane_bundle)`` per lane, or None.
+
+    None when the item holds no packets, or when the object id of some packet cannot be read
+    without decoding it (not a ZTF container, or corrupt): the item is then decoded by one task
+    and split after decoding, where bad packets become dead letters.
+    """
+    from alerce.io.peek import container_object_id
+    from alerce.io.sources import PacketBundle
+
+    kind, payload = item
+    if kind != "packets" or not isinstance(payload, PacketBundle) or not len(payload):
+        return None
+    oids = []
+    for i in range(len(payload)):
+        oid = container_object_id(payload.buffer[payload.offsets[i]:payload.offsets[i + 1]])
+        if oid is None:
+            return None
+        oids.append(oid)
+    lanes = lane_of(oids, n_lanes)
+    return [("packets", payload.take(np.flatnonzero(lanes == lane))) for lane in range(n_lanes)]
+
+
+def decode_then_run(decode: Callable, func: Callable, item, *args, **kwargs):
+    """Dask task of a routed lane: ``func(decode(item), *args, **kwargs)``.
+
+    The decoding seconds are added to the summary as the ``decode`` stage.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    batch = decode(item)
+    seconds = time.perf_counter() - t0
+    out = func(batch, *args, **kwargs)
+    if hasattr(out, "stages"):
+        out.stages = {"decode": seconds, **out.stages}
+        out.seconds += seconds
+    return out
 
 
 def lane_workers(client, n_lanes: int) -> list[list[str] | None]:

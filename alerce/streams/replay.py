@@ -3,8 +3,10 @@
 The graph (a function returning streamz nodes, see :func:`build_pipeline`)::
 
     source (lists of files or packets)
-      -> submit(decode)                 Dask task: read + decode into an AlertBatch
-      -> process_by_lane(run_batch)     Dask tasks: per-lane load state, correct, features, write
+      -> process_by_lane(run_batch)     Dask tasks: read + decode into an AlertBatch (per lane
+                                        for ZTF packets routed on the client, else one task
+                                        whose batch is split), then per lane: load state,
+                                        correct, features, write
       -> buffer(max_in_flight)          backpressure: the source blocks when it is full
       -> gather_results                 small summaries back on the client
       -> sink(progress, summary)
@@ -14,6 +16,7 @@ The same nodes serve the live Kafka pipeline; only the source and the final sink
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -195,14 +198,18 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def build_pipeline(source: Stream, client, config: PipelineConfig, *, n_lanes: int,
-                   max_in_flight: int, archive: str | None = None) -> Stream:
+                   max_in_flight: int, archive: str | None = None, route_packets: bool = True) -> Stream:
     """Wire decode -> per-lane processing -> buffer -> gather; return the last node.
 
-    ``source`` must emit work items (see :func:`decode_work`).
+    ``source`` must emit work items (see :func:`decode_work`). ``route_packets=False`` decodes
+    every item in one task and splits the decoded batch, even where the packets could be split
+    by lane before decoding (see :func:`~alerce.streams.nodes.split_packets_by_lane`).
     """
     return (
-        source.submit(client, decode_work, archive=archive, keep_stamps=config.stamp_classifier)
-        .process_by_lane(client, n_lanes, run_batch, config)
+        source.process_by_lane(client, n_lanes, run_batch, config,
+                               decode=functools.partial(decode_work, archive=archive,
+                                                        keep_stamps=config.stamp_classifier),
+                               route_packets=route_packets)
         .buffer(max_in_flight)
         .gather_results()
     )
@@ -275,7 +282,7 @@ def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None
                    max_in_flight: int | None = None, features: bool = True,
                    stamp_classifier: bool = False, lc_classifier: bool = False,
                    xmatch_catalog: str | None = None, dead_letter: str | None = None,
-                   progress: bool = False) -> ReplaySummary:
+                   progress: bool = False, route_packets: bool = True) -> ReplaySummary:
     """Push work items through :func:`build_pipeline` and wait for all of them."""
     from alerce.store import Store
 
@@ -300,7 +307,8 @@ def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None
             if bar is not None and not isinstance(result, BatchFailed):
                 bar.update(result.alerts + result.bad_alerts)
 
-        build_pipeline(source, c, config, n_lanes=lanes, max_in_flight=in_flight).sink(_collect)
+        build_pipeline(source, c, config, n_lanes=lanes, max_in_flight=in_flight,
+                       route_packets=route_packets).sink(_collect)
         emitted = 0
         for item in items:
             source.emit(item)
