@@ -15,9 +15,10 @@ from .avro import AVRO_MAGIC, DEFAULT_CACHE, SYNC_SIZE, SchemaCache, _read_long,
 
 #: Bytes of the fixed-size primitives (skipped without reading).
 _FIXED_SIZE = {"null": 0, "float": 4, "double": 8, "boolean": 1}
-#: Per writer-schema text: the types of the fields before the id field and whether the id is a
-#: string union branch, or None when the id cannot be reached by skipping primitives.
+#: Per (writer-schema text, field): the types of the fields before the id field and the id's type,
+#: or None when the id cannot be reached by skipping primitives. Bounded like the schema cache.
 _PLANS: dict[tuple[bytes, str], tuple[list[Any], Any] | None] = {}
+_MAX_PLANS = 256
 
 
 def _skippable(t: Any) -> bool:
@@ -65,7 +66,10 @@ def _plan(schema_text: bytes, parsed: Any, field: str):
             if not _skippable(f["type"]):
                 break
             before.append(f["type"])
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.pop(next(iter(_PLANS)))
         _PLANS[key] = plan
+        return plan
     return _PLANS[key]
 
 

@@ -68,13 +68,12 @@ class PacketBundle(Sequence[Packet]):
     def take(self, indices) -> PacketBundle:
         """The packets at ``indices`` (in that order) as a new bundle (one copy of their bytes)."""
         indices = np.asarray(indices, dtype=np.int64)
+        starts, ends = self.offsets[indices], self.offsets[indices + 1]
         out = PacketBundle([])
         out.sources = [self.sources[i] for i in indices.tolist()]
-        lengths = self.offsets[indices + 1] - self.offsets[indices]
         out.offsets = np.zeros(len(indices) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=out.offsets[1:])
-        pieces = [self.buffer[s:e] for s, e in zip(self.offsets[indices].tolist(),
-                                                   self.offsets[indices + 1].tolist(), strict=True)]
+        np.cumsum(ends - starts, out=out.offsets[1:])
+        pieces = [self.buffer[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
         out.buffer = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
         return out
 
