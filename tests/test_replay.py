@@ -455,3 +455,35 @@ def test_packets_routed_by_lane_before_decoding_store_what_decode_then_split_sto
         assert [d.source.split(":")[0] for d in s.dead_letters] == ["garbage"]
         stores[route] = _tables(url)
     _assert_same(stores[True], stores[False])
+
+
+def test_replay_with_the_session_s_default_client_finishes(tmp_path, dask_client):
+    """A notebook's ``Client()`` is the default client: streamz would run the pipeline on its loop."""
+    import threading
+
+    from distributed import Client
+
+    result = {}
+
+    def run():
+        with Client(dask_client.scheduler.address) as default:  # set_as_default=True, as in a notebook
+            result["summary"] = replay(_series_files(), store=f"sqlite:///{tmp_path / 'nb.db'}",
+                                       client=default, batch_size=4, features=False)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "replay with a default client did not finish in 120 s"
+    s = result["summary"]
+    assert s.alerts == len(_series_files()) and not s.errors, s.errors[:1]
+
+
+def test_gathered_results_are_values_on_the_client_s_own_loop(dask_client):
+    from streamz import Stream
+
+    import alerce.streams.nodes  # noqa: F401  (registers gather_results)
+
+    source = Stream(asynchronous=False, loop=dask_client.loop)
+    out = source.gather_results().sink_to_list()
+    source.emit(dask_client.submit(sum, [1, 2, 3]))
+    assert out == [6]

@@ -17,14 +17,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamz import Stream
-
 from alerce.batch import DeadLetter
 from alerce.io.sources import PacketBundle
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
 from alerce.streams.cluster import dask_client, warm_up
 from alerce.streams.kafka import AlertConsumer, MessageRef
-from alerce.streams.nodes import BatchFailed
+from alerce.streams.nodes import BatchFailed, pipeline_source
 from alerce.streams.replay import build_pipeline
 from alerce.streams.steps import BatchSummary, OutputConfig, PipelineConfig
 
@@ -113,7 +111,7 @@ class LivePipeline:
         self._retry: collections.deque[tuple[float, _InFlight]] = collections.deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.source = Stream(asynchronous=False)
+        self.source = pipeline_source()
         build_pipeline(self.source, client, config, n_lanes=lanes,
                        max_in_flight=max_in_flight or 2 * lanes,
                        archive=archive).sink(self._on_result)

@@ -14,6 +14,8 @@ the client.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 from streamz import Stream
 from tornado import gen
+from tornado.ioloop import IOLoop
 
 from alerce.batch import AlertBatch
 
@@ -47,6 +50,30 @@ def combine(*summaries):
     for s in summaries[1:]:
         out = out + s
     return out
+
+
+_PIPELINE_LOOP: list[IOLoop] = []
+_PIPELINE_LOOP_LOCK = threading.Lock()
+
+
+def pipeline_loop() -> IOLoop:
+    """The event loop our synchronous pipelines run on: one daemon thread, shared, started once.
+
+    streamz would otherwise run a synchronous pipeline on the default Dask client's loop (a
+    notebook's ``Client()``). There ``Future.result()`` returns a coroutine instead of the result,
+    and the pipeline's own work (reading packets' object ids) would hold up the client's messages.
+    """
+    with _PIPELINE_LOOP_LOCK:
+        if not _PIPELINE_LOOP:
+            loop = IOLoop(make_current=False)
+            threading.Thread(target=loop.start, name="alerce-pipeline-loop", daemon=True).start()
+            _PIPELINE_LOOP.append(loop)
+        return _PIPELINE_LOOP[0]
+
+
+def pipeline_source() -> Stream:
+    """A synchronous source whose pipeline runs on :func:`pipeline_loop`."""
+    return Stream(asynchronous=False, loop=pipeline_loop())
 
 
 class _ClientNode(Stream):
@@ -171,7 +198,10 @@ async def _wait(future) -> Any:
 
     future.add_done_callback(_resolve)
     await done
-    return future.result()
+    result = future.result()
+    if inspect.isawaitable(result):  # on the client's own loop, result() returns a coroutine
+        result = await result
+    return result
 
 
 @Stream.register_api()

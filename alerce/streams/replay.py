@@ -28,7 +28,7 @@ from alerce.batch import AlertBatch, DeadLetter
 from alerce.io.sources import PacketBundle
 from alerce.streams import nodes  # noqa: F401  (registers the Dask nodes on Stream)
 from alerce.streams.cluster import dask_client, warm_up
-from alerce.streams.nodes import BatchFailed
+from alerce.streams.nodes import BatchFailed, pipeline_source
 from alerce.streams.steps import BatchSummary, PipelineConfig, run_batch
 
 
@@ -297,7 +297,7 @@ def run_work_items(items: Iterable[tuple[str, list]], store: str, *, client=None
             warm_up(c, features=True)
         lanes = n_lanes or max(1, sum(c.nthreads().values()))
         in_flight = max_in_flight or 2 * lanes
-        source = Stream(asynchronous=False)
+        source = pipeline_source()
         bar = _progress_bar(progress)
         done = {"n": 0}
 
