@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from alerce.codes import sorted_codes  # noqa: F401  (used by magstats and objstats)
+
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     """Raise a ``ValueError`` naming the missing columns of ``frame``.
@@ -106,6 +108,48 @@ def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: S
     out = np.empty(n, dtype=np.int64)
     out[pos] = np.repeat(pos[first], sizes)
     return out
+
+
+def run_starts(*codes: np.ndarray) -> np.ndarray:
+    """Positions where a run of equal code tuples starts, in arrays already sorted by the codes."""
+    n = len(codes[0])
+    if n == 0:
+        return np.array([], dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for c in codes:
+        change[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(change)
+
+
+def group_stats(values: np.ndarray, starts: np.ndarray, gid: np.ndarray) -> dict[str, np.ndarray]:
+    """``mean, median, max, min, std`` (ddof=1) of each run of ``values``, skipping NaN.
+
+    ``values`` is ordered by group: group ``g`` holds ``values[starts[g]:starts[g + 1]]`` and
+    ``gid`` is each row's group. A group without a non-NaN value gives NaN (``std``: fewer than two).
+    """
+    if len(starts) == 0:
+        return {name: np.array([]) for name in ("mean", "median", "max", "min", "std")}
+    valid = ~np.isnan(values)
+    count = np.add.reduceat(valid.astype(np.int64), starts)
+    total = np.add.reduceat(np.where(valid, values, 0.0), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+        dev = np.where(valid, values - mean[gid], 0.0)
+        var = np.add.reduceat(dev * dev, starts) / (count - 1)
+    std = np.where(count > 1, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    # median: NaN sorts last within each group, so the valid values lead each group's run
+    ranked = values[np.lexsort((values, gid))]
+    lo = starts + np.maximum(count - 1, 0) // 2
+    hi = starts + count // 2
+    median = np.where(count > 0, 0.5 * (ranked[lo] + ranked[hi]), np.nan)
+    return {
+        "mean": mean,
+        "median": median,
+        "max": np.fmax.reduceat(values, starts),
+        "min": np.fmin.reduceat(values, starts),
+        "std": std,
+    }
 
 
 def key_values(series: pd.Series):

@@ -1,8 +1,8 @@
 """Per-band magnitude statistics: the ALeRCE ``magstat`` table (reference sections 1.6-1.8, Gen-1).
 
-Everything is computed for all bands of all objects at once: the detections are sorted by
-``(oid, fid, mjd, candid)``, each ``(oid, fid)`` run becomes an integer group id, and pandas' cython
-group aggregations do the statistics. "First"/"last" detection means minimum/maximum ``mjd``
+Everything is computed for all bands of all objects at once: the detections are ordered by
+``(oid, fid, mjd, candid)``, each ``(oid, fid)`` run becomes an integer group id, and numpy run
+reductions (``reduceat``, ``bincount``) do the statistics. "First"/"last" detection means minimum/maximum ``mjd``
 (ties broken by ``candid``), so the result does not depend on the input row order.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._util import as_float, group_bounds, key_values, require_columns, sort_frame
+from ._util import as_float, group_stats, key_values, require_columns, run_starts, sorted_codes
 from .constants import DT_MIN, MAGNITUDE_THRESHOLD
 from .flags import stellar_flags
 
@@ -29,30 +29,16 @@ _REQUIRED = ("oid", "fid", "candid", "mjd", "magpsf", "sigmapsf", "magpsf_corr",
 _STATS = {"mean": "magmean", "median": "magmedian", "max": "magmax", "min": "magmin", "std": "magsigma"}
 
 
-def _band_table(detections: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted numeric working frame, first/last positions and the per-row group id."""
-    work = pd.DataFrame(
-        {
-            "oid": key_values(detections["oid"]),
-            "fid": key_values(detections["fid"]),
-            "candid": key_values(detections["candid"]),
-            "mjd": as_float(detections, "mjd"),
-            "magpsf": as_float(detections, "magpsf"),
-            "sigmapsf": as_float(detections, "sigmapsf"),
-            "magpsf_corr": as_float(detections, "magpsf_corr"),
-            "corrected": detections["corrected"].to_numpy(dtype=bool, na_value=False),
-            "dubious": detections["dubious"].to_numpy(dtype=bool, na_value=False),
-            "distnr": as_float(detections, "distnr"),
-            "chinr": as_float(detections, "chinr"),
-            "sharpnr": as_float(detections, "sharpnr"),
-            "sgscore1": as_float(detections, "sgscore1"),
-            "distpsnr1": as_float(detections, "distpsnr1"),
-        }
-    )
-    work = sort_frame(work, ("oid", "fid", "mjd", "candid"))
-    first, last = group_bounds(work, ("oid", "fid"))
-    gid = np.repeat(np.arange(len(first)), last - first + 1)
-    return work, first, last, gid
+def _band_order(detections: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row order by ``(oid, fid, mjd, candid)`` (nulls last), each band's first sorted position and
+    the band number of every sorted row."""
+    oid, _ = sorted_codes(key_values(detections["oid"]))
+    fid, _ = sorted_codes(key_values(detections["fid"]))
+    candid, _ = sorted_codes(key_values(detections["candid"]))
+    order = np.lexsort((candid, as_float(detections, "mjd"), fid, oid))  # NaN mjd sorts last
+    first = run_starts(oid[order], fid[order])
+    gid = np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(order)]))
+    return order, first, gid
 
 
 def dmdt_first(first_rows: pd.DataFrame, non_detections: pd.DataFrame | None) -> pd.DataFrame:
@@ -76,68 +62,52 @@ def dmdt_first(first_rows: pd.DataFrame, non_detections: pd.DataFrame | None) ->
     if non_detections is None or len(non_detections) == 0 or n == 0:
         return out
     require_columns(non_detections, ("oid", "fid", "mjd", "diffmaglim"), "non_detections")
-    bands = pd.DataFrame(
-        {
-            "oid": key_values(first_rows["oid"]),
-            "fid": key_values(first_rows["fid"]),
-            "_gid": np.arange(n),
-        }
-    )
-    nd = pd.DataFrame(
-        {
-            "oid": key_values(non_detections["oid"]),
-            "fid": key_values(non_detections["fid"]),
-            "nd_mjd": as_float(non_detections, "mjd"),
-            "lim": as_float(non_detections, "diffmaglim"),
-        }
-    )
-    if nd["oid"].dtype != bands["oid"].dtype:
-        nd["oid"] = nd["oid"].astype(bands["oid"].dtype)
-    if nd["fid"].dtype != bands["fid"].dtype:
-        nd["fid"] = nd["fid"].astype(bands["fid"].dtype)
-    pairs = nd.merge(bands, on=["oid", "fid"], how="inner")
-    gid = pairs["_gid"].to_numpy()
+    # each non-detection's band: position of its (oid, fid) among the bands, -1 when absent
+    oid_codes, oids = pd.factorize(key_values(first_rows["oid"]))
+    fid_codes, fids = pd.factorize(key_values(first_rows["fid"]))
+    oids, fids = pd.Index(oids), pd.Index(fids)
+    band_keys = oid_codes.astype(np.int64) * len(fids) + fid_codes
+    by_key = np.argsort(band_keys, kind="stable")
+    nd_oid = oids.get_indexer(key_values(non_detections["oid"]))
+    nd_fid = fids.get_indexer(key_values(non_detections["fid"]))
+    nd_keys = nd_oid.astype(np.int64) * len(fids) + nd_fid
+    slot = np.minimum(np.searchsorted(band_keys[by_key], nd_keys), n - 1)
+    matched = (nd_oid >= 0) & (nd_fid >= 0) & (band_keys[by_key][slot] == nd_keys)
+    gid = by_key[slot[matched]]
+    nd_mjd = as_float(non_detections, "mjd")[matched]
+    lim = as_float(non_detections, "diffmaglim")[matched]
     mjd1 = as_float(first_rows, "mjd")[gid]
     mag1 = as_float(first_rows, "magpsf")[gid]
     sig1 = as_float(first_rows, "sigmapsf")[gid]
-    lim = pairs["lim"].to_numpy()
-    dt = mjd1 - pairs["nd_mjd"].to_numpy()
+    dt = mjd1 - nd_mjd
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = (mag1 + sig1 - lim) / dt
         keep = (dt > DT_MIN) & np.isfinite(rate)
-    cand = pd.DataFrame(
-        {
-            "_gid": gid[keep],
-            "rate": rate[keep],
-            "nd_mjd": pairs["nd_mjd"].to_numpy()[keep],
-            "dm": (mag1 - lim)[keep],
-            "sdm": (sig1 - lim)[keep],
-            "dt": dt[keep],
-        }
-    )
-    best = cand.sort_values(["_gid", "rate", "nd_mjd"], kind="mergesort").drop_duplicates("_gid")
-    idx = best["_gid"].to_numpy()
-    out.loc[idx, "dmdt_first"] = best["rate"].to_numpy()
-    out.loc[idx, "dm_first"] = best["dm"].to_numpy()
-    out.loc[idx, "sigmadm_first"] = best["sdm"].to_numpy()
-    out.loc[idx, "dt_first"] = best["dt"].to_numpy()
+    gid, rate, nd_mjd, dt, lim, mag1, sig1 = (a[keep] for a in (gid, rate, nd_mjd, dt, lim, mag1, sig1))
+    # per band, the steepest rate (ties: the earliest non-detection, then input order)
+    best = np.lexsort((nd_mjd, rate, gid))
+    best = best[run_starts(gid[best])]
+    idx = gid[best]
+    for col, values in (("dmdt_first", rate), ("dm_first", mag1 - lim), ("sigmadm_first", sig1 - lim), ("dt_first", dt)):
+        column = out[col].to_numpy(copy=True)
+        column[idx] = values[best]
+        out[col] = column
     return out
 
 
-def _ps1_for_bands(first_rows: pd.DataFrame, ps1: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
-    """``sgscore1`` and ``distpsnr1`` for every band (from ``ps1`` by oid, else the first detection)."""
+def _ps1_for_bands(oid, sgscore1: np.ndarray, distpsnr1: np.ndarray,
+                   ps1: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """``sgscore1`` and ``distpsnr1`` for every band (from ``ps1`` by oid, else the first detection's)."""
     if ps1 is None:
-        return first_rows["sgscore1"].to_numpy(), first_rows["distpsnr1"].to_numpy()
+        return sgscore1, distpsnr1
     require_columns(ps1, ("oid", "sgscore1", "distpsnr1"), "ps1")
     if ps1["oid"].duplicated().any():
         dup = ps1.loc[ps1["oid"].duplicated(), "oid"].iloc[0]
         raise ValueError(f"ps1 frame must have one row per oid; {dup!r} appears more than once")
-    table = pd.DataFrame(
-        {"sgscore1": as_float(ps1, "sgscore1"), "distpsnr1": as_float(ps1, "distpsnr1")},
-        index=pd.Index(key_values(ps1["oid"])),
-    )
-    joined = table.reindex(key_values(first_rows["oid"]))
-    return joined["sgscore1"].to_numpy(), joined["distpsnr1"].to_numpy()
+    pos = pd.Index(key_values(ps1["oid"])).get_indexer(oid)
+    found = pos >= 0
+    return (np.where(found, as_float(ps1, "sgscore1")[pos], np.nan),
+            np.where(found, as_float(ps1, "distpsnr1")[pos], np.nan))
 
 
 def magstats(
@@ -171,40 +141,48 @@ def magstats(
     require_columns(detections, _REQUIRED, "detections")
     if len(detections) == 0:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in MAGSTATS_COLUMNS})
-    work, first, last, gid = _band_table(detections)
-    grouped = work[["magpsf", "magpsf_corr"]].groupby(gid, sort=True)
-    agg = grouped.agg(["mean", "median", "max", "min", "std"])
+    order, first, gid = _band_order(detections)
+    last = np.r_[first[1:], len(order)] - 1
+    first_rows_pos = order[first]
 
-    out = pd.DataFrame({"oid": key_values(work["oid"])[first], "fid": key_values(work["fid"])[first]})
-    first_rows = work.iloc[first].reset_index(drop=True)
-    sgscore1, distpsnr1 = _ps1_for_bands(first_rows, ps1)
-    flags = stellar_flags(
-        first_rows["distnr"].to_numpy(), distpsnr1, sgscore1,
-        first_rows["chinr"].to_numpy(), first_rows["sharpnr"].to_numpy(),
-    )
-    out["stellar"] = flags["stellar"].to_numpy()
-    out["corrected"] = work["corrected"].to_numpy()[first]
-    out["ndet"] = (last - first + 1).astype(np.int64)
-    out["ndubious"] = np.bincount(gid, weights=work["dubious"].to_numpy(), minlength=len(first)).astype(np.int64)
+    def sorted_float(column: str) -> np.ndarray:
+        return as_float(detections, column)[order]
+
+    def at_first(column: str) -> np.ndarray:
+        return as_float(detections, column)[first_rows_pos]
+
+    oid = key_values(detections["oid"]).take(first_rows_pos)
+    fid = key_values(detections["fid"]).take(first_rows_pos)
+    first_rows = pd.DataFrame({"oid": oid, "fid": fid, "mjd": at_first("mjd"), "magpsf": at_first("magpsf"),
+                               "sigmapsf": at_first("sigmapsf")})
+    sgscore1, distpsnr1 = _ps1_for_bands(oid, at_first("sgscore1"), at_first("distpsnr1"), ps1)
+    flags = stellar_flags(at_first("distnr"), distpsnr1, sgscore1, at_first("chinr"), at_first("sharpnr"))
+    corrected = detections["corrected"].to_numpy(dtype=bool, na_value=False)
+    out = {
+        "oid": oid, "fid": fid, "stellar": flags["stellar"].to_numpy(), "corrected": corrected[first_rows_pos],
+        "ndet": (last - first + 1).astype(np.int64),
+        "ndubious": np.bincount(gid, weights=detections["dubious"].to_numpy(dtype=bool, na_value=False)[order],
+                                minlength=len(first)).astype(np.int64),
+    }
     dm = dmdt_first(first_rows, non_detections)
-    for col in dm.columns:
-        out[col] = dm[col].to_numpy()
+    out.update({col: dm[col].to_numpy() for col in dm.columns})
     for suffix, column in (("", "magpsf"), ("_corr", "magpsf_corr")):
+        values = sorted_float(column)
+        stats = group_stats(values, first, gid)
         for stat, name in _STATS.items():
-            out[name + suffix] = agg[(column, stat)].to_numpy()
-        values = work[column].to_numpy()
+            out[name + suffix] = stats[stat]
         out["maglast" + suffix] = values[last]
         out["magfirst" + suffix] = values[first]
-    mjd = work["mjd"].to_numpy()
+    mjd = sorted_float("mjd")
     out["firstmjd"] = mjd[first]
     out["lastmjd"] = mjd[last]
 
-    corr_mag = work["magpsf_corr"].to_numpy()
-    valid = work["corrected"].to_numpy() & ~np.isnan(corr_mag)
+    corr_mag = sorted_float("magpsf_corr")
+    valid = corrected[order] & ~np.isnan(corr_mag)
     with np.errstate(invalid="ignore"):
         saturated = valid & (corr_mag < MAGNITUDE_THRESHOLD)
     n_valid = np.bincount(gid, weights=valid, minlength=len(first))
     n_sat = np.bincount(gid, weights=saturated, minlength=len(first))
     with np.errstate(invalid="ignore", divide="ignore"):
         out["saturation_rate"] = np.where(n_valid > 0, n_sat / n_valid, np.nan)
-    return out[list(MAGSTATS_COLUMNS)]
+    return pd.DataFrame({c: out[c] for c in MAGSTATS_COLUMNS})

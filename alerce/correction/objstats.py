@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 
 from ..batch import MJD_OFFSET
-from ._util import as_float, isdiffpos_sign, key_values, require_columns
+from ._util import (
+    as_float,
+    group_stats,
+    isdiffpos_sign,
+    key_values,
+    require_columns,
+    run_starts,
+    sorted_codes,
+)
 
 #: Columns of the output (the ``object`` table without ``step_id_corr``, plus ``ndubious``).
 OBJECT_COLUMNS: tuple[str, ...] = (
@@ -16,39 +24,45 @@ OBJECT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _hist_columns(hist: pd.DataFrame | None, oids: pd.Index) -> pd.DataFrame:
+def _hist_columns(hist: pd.DataFrame | None, oids) -> dict[str, np.ndarray]:
     """``ndethist, ncovhist, mjdstarthist, mjdendhist`` per oid (NaN when unknown)."""
-    out = pd.DataFrame(index=oids)
+    names = ("ndethist", "ncovhist", "mjdstarthist", "mjdendhist")
     if hist is None:
-        for c in ("ndethist", "ncovhist", "mjdstarthist", "mjdendhist"):
-            out[c] = np.nan
-        return out
+        return {c: np.full(len(oids), np.nan) for c in names}
     require_columns(hist, ("oid",), "hist")
     if hist["oid"].duplicated().any():
         dup = hist.loc[hist["oid"].duplicated(), "oid"].iloc[0]
         raise ValueError(f"hist frame must have one row per oid (the largest-candid alert); {dup!r} repeats")
-    table = pd.DataFrame(index=pd.Index(key_values(hist["oid"])))
-    table["ndethist"] = as_float(hist, "ndethist")
-    table["ncovhist"] = as_float(hist, "ncovhist")
+    columns = {"ndethist": as_float(hist, "ndethist"), "ncovhist": as_float(hist, "ncovhist")}
     for name in ("starthist", "endhist"):
         if f"mjd{name}" in hist.columns:
-            table[f"mjd{name}"] = as_float(hist, f"mjd{name}")
+            columns[f"mjd{name}"] = as_float(hist, f"mjd{name}")
         elif f"jd{name}" in hist.columns:
-            table[f"mjd{name}"] = as_float(hist, f"jd{name}") - MJD_OFFSET
+            columns[f"mjd{name}"] = as_float(hist, f"jd{name}") - MJD_OFFSET
         else:
-            table[f"mjd{name}"] = np.nan
-    return table.reindex(oids)
+            columns[f"mjd{name}"] = np.full(len(hist), np.nan)
+    pos = pd.Index(key_values(hist["oid"])).get_indexer(oids)
+    return {c: np.where(pos >= 0, columns[c][pos], np.nan) for c in names}
 
 
-def _reference_end(reference: pd.DataFrame | None, detections: pd.DataFrame, oids: pd.Index) -> np.ndarray:
+def _reference_end(reference: pd.DataFrame | None, detections: pd.DataFrame, oids) -> np.ndarray:
     """Maximum ``mjdendref`` over each object's reference rows (or its detections' ``mjdendref``)."""
     source = reference if reference is not None else detections
     if "mjdendref" not in source.columns:
         if reference is not None:
             raise ValueError(f"reference frame is missing column 'mjdendref'; it has {list(reference.columns)}")
         return np.full(len(oids), np.nan)
-    end = pd.Series(as_float(source, "mjdendref")).groupby(key_values(source["oid"])).max()
-    return end.reindex(oids).to_numpy(dtype="float64")
+    return _per_oid(source, oids, as_float(source, "mjdendref"), np.fmax)
+
+
+def _per_oid(frame: pd.DataFrame, oids, values: np.ndarray, ufunc) -> np.ndarray:
+    """``ufunc`` (``np.fmax``, ``np.logical_and``, ...) of ``values`` over each oid's rows of ``frame``;
+    NaN for an oid without rows (``np.fmax``/``np.fmin`` skip NaN)."""
+    pos = pd.Index(oids).get_indexer(key_values(frame["oid"]))
+    keep = pos >= 0
+    out = np.full(len(oids), np.nan)
+    ufunc.at(out, pos[keep], values[keep])
+    return out
 
 
 def object_stats(
@@ -92,56 +106,57 @@ def object_stats(
                                "magmin_corr", "magmean_corr"), "magstats")
     if len(detections) == 0:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in OBJECT_COLUMNS})
-    key = key_values(detections["oid"])
-    work = pd.DataFrame(
-        {
-            "ra": as_float(detections, "ra"),
-            "dec": as_float(detections, "dec"),
-            "mjd": as_float(detections, "mjd"),
-            "isdiffpos": isdiffpos_sign(detections["isdiffpos"]),
-        }
-    )
-    agg = work.groupby(key, sort=True).agg(
-        meanra=("ra", "mean"), meandec=("dec", "mean"), sigmara=("ra", "std"), sigmadec=("dec", "std"),
-        firstmjd=("mjd", "min"), lastmjd=("mjd", "max"), minpos=("isdiffpos", "min"),
-    )
-    oids = agg.index
-    out = _hist_columns(hist, oids)
+    codes, oids = sorted_codes(key_values(detections["oid"]))
+    has_oid = codes < len(oids)  # rows with a null oid belong to no object
+    order = np.argsort(codes[has_oid], kind="stable")
+    rows = np.flatnonzero(has_oid)[order]
+    starts = run_starts(codes[rows])
+    gid = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows)]))
+    out: dict[str, np.ndarray] = {"oid": oids, **_hist_columns(hist, oids)}
 
-    ms = magstats.groupby(key_values(magstats["oid"]), sort=True).agg(
-        corrected=("corrected", "all"), stellar=("stellar", "all"), ndet=("ndet", "sum"),
-        ndubious=("ndubious", "sum"),
-    ).reindex(oids)
-    out["corrected"] = ms["corrected"].fillna(False).to_numpy(dtype=bool)
-    out["stellar"] = ms["stellar"].fillna(False).to_numpy(dtype=bool)
-    out["ndet"] = ms["ndet"].to_numpy()
-    out["ndubious"] = ms["ndubious"].to_numpy()
+    ms_pos = pd.Index(oids).get_indexer(key_values(magstats["oid"]))
+    listed = ms_pos >= 0
+    n_bands = np.bincount(ms_pos[listed], minlength=len(oids))
 
-    wide = (
-        magstats.set_index(["oid", "fid"])[["magmin", "magmean", "magmin_corr", "magmean_corr"]]
-        .astype("float64")
-        .unstack("fid")
-        .reindex(oids)
-    )
+    def band_all(column: str) -> np.ndarray:
+        false = ~magstats[column].to_numpy(dtype=bool, na_value=False)[listed]
+        return (n_bands > 0) & (np.bincount(ms_pos[listed], weights=false, minlength=len(oids)) == 0)
+
+    def band_sum(column: str) -> np.ndarray:
+        total = np.bincount(ms_pos[listed], weights=magstats[column].to_numpy(dtype="float64")[listed],
+                            minlength=len(oids))
+        return total.astype(np.int64) if n_bands.all() else np.where(n_bands > 0, total, np.nan)
+
+    out["corrected"] = band_all("corrected")
+    out["stellar"] = band_all("stellar")
+    out["ndet"] = band_sum("ndet")
+    out["ndubious"] = band_sum("ndubious")
+
+    fids = key_values(magstats["fid"])
+    if pd.DataFrame({"oid": ms_pos, "fid": fids}).duplicated().any():
+        raise ValueError("magstats frame must have one row per (oid, fid)")
 
     def band(col: str, fid: int) -> np.ndarray:
-        if (col, fid) in wide.columns:
-            return wide[(col, fid)].to_numpy(dtype="float64", na_value=np.nan)
-        return np.full(len(oids), np.nan)
+        values = np.full(len(oids), np.nan)
+        mine = listed & (np.asarray(fids) == fid)
+        values[ms_pos[mine]] = as_float(magstats, col)[mine]
+        return values
 
     out["g_r_max"] = band("magmin", 1) - band("magmin", 2)
     out["g_r_max_corr"] = band("magmin_corr", 1) - band("magmin_corr", 2)
     out["g_r_mean"] = band("magmean", 1) - band("magmean", 2)
     out["g_r_mean_corr"] = band("magmean_corr", 1) - band("magmean_corr", 2)
-    for c in ("meanra", "meandec", "sigmara", "sigmadec"):
-        out[c] = agg[c].to_numpy()
-    out["firstmjd"] = agg["firstmjd"].to_numpy()
-    out["lastmjd"] = agg["lastmjd"].to_numpy()
+    for name, column in (("ra", "ra"), ("dec", "dec")):
+        stats = group_stats(as_float(detections, column)[rows], starts, gid)
+        out[f"mean{name}"] = stats["mean"]
+        out[f"sigma{name}"] = stats["std"]
+    mjd = as_float(detections, "mjd")[rows]
+    out["firstmjd"] = np.fmin.reduceat(mjd, starts) if len(rows) else np.array([])
+    out["lastmjd"] = np.fmax.reduceat(mjd, starts) if len(rows) else np.array([])
     out["deltajd"] = out["lastmjd"] - out["firstmjd"]
-    out["diffpos"] = agg["minpos"].to_numpy() > 0
+    sign = isdiffpos_sign(detections["isdiffpos"])[rows]
+    out["diffpos"] = np.minimum.reduceat(sign, starts) > 0 if len(rows) else np.array([], dtype=bool)
     ref_end = _reference_end(reference, detections, oids)
     with np.errstate(invalid="ignore"):
-        out["reference_change"] = ref_end > out["firstmjd"].to_numpy()
-    out.index.name = None
-    out = out.reset_index(names="oid")
-    return out[list(OBJECT_COLUMNS)]
+        out["reference_change"] = ref_end > out["firstmjd"]
+    return pd.DataFrame({c: out[c] for c in OBJECT_COLUMNS})

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from alerce.codes import sorted_codes
+
 #: Integer columns read back as nullable ``Int64`` even when no NULL is present.
 ALWAYS_NULLABLE_INT: frozenset[str] = frozenset({"parent_candid"})
 
@@ -179,14 +181,39 @@ def prepare(df: pd.DataFrame, table: sa.Table, guard: str | None = None) -> tupl
     if missing:
         raise StoreDataError(f"table {table.name!r}: frame lacks primary-key column(s) {missing}")
     sub = df.loc[:, cols]
-    if guard and guard in cols:
-        sub = sub.sort_values(guard, kind="mergesort", na_position="first")
-    sub = sub.drop_duplicates(key, keep="last")
     try:
-        sub = sub.sort_values(key, kind="mergesort")
-    except TypeError:  # mixed types in a key column: leave the order alone
-        pass
-    return cols, sub
+        keep = _last_row_per_key(sub, key, guard if guard in cols else None)
+    except TypeError:  # mixed types in a key column: collapse duplicates, leave the order alone
+        if guard and guard in cols:
+            sub = sub.sort_values(guard, kind="mergesort", na_position="first")
+        return cols, sub.drop_duplicates(key, keep="last")
+    if len(keep) == len(sub) and (keep[1:] > keep[:-1]).all():
+        return cols, sub  # already sorted by key, no key repeated
+    return cols, sub.take(keep)
+
+
+def _last_row_per_key(frame: pd.DataFrame, key: Sequence[str], guard: str | None) -> np.ndarray:
+    """Positions of the rows to keep, in key order: per key, the row with the largest ``guard``
+    (null smallest), ties and no guard -> the last row. Nulls in a key sort last."""
+
+    def codes(column: str, nulls: str) -> np.ndarray:
+        values = frame[column]
+        array = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
+        return sorted_codes(array, nulls)[0]
+
+    n = len(frame)
+    key_codes = [codes(k, "last") for k in key]
+    sort_keys = [np.arange(n)]
+    if guard is not None:
+        sort_keys.append(codes(guard, "first"))
+    order = np.lexsort([*sort_keys, *reversed(key_codes)])
+    if n == 0:
+        return order
+    same_key_as_next = np.ones(n - 1, dtype=bool)
+    for c in key_codes:
+        ordered = c[order]
+        same_key_as_next &= ordered[1:] == ordered[:-1]
+    return order[np.r_[~same_key_as_next, True]]
 
 
 def column_list(series: pd.Series, coltype: sa.types.TypeEngine, *, table: str = "?",

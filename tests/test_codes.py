@@ -1,0 +1,71 @@
+"""Integer key codes and run statistics against pandas' own sort, groupby and drop_duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from alerce.codes import sorted_codes
+from alerce.correction._util import group_stats, run_starts
+from alerce.store.convert import prepare
+
+
+@pytest.mark.parametrize("nulls", ["first", "last"])
+@pytest.mark.parametrize("arrow", [True, False])
+def test_sorted_codes_order_like_the_values(nulls, arrow):
+    rng = np.random.default_rng(3)
+    raw = rng.choice(["ZTF20b", "ZTF19a", "ZTF21c", "ZTF18z", None], 200)
+    values = pd.array(raw, dtype="str") if arrow else raw.astype(object)
+    codes, uniques = sorted_codes(values, nulls)
+    assert list(uniques) == ["ZTF18z", "ZTF19a", "ZTF20b", "ZTF21c"]
+    null = pd.isna(pd.Series(raw)).to_numpy()
+    assert (codes[null] == (-1 if nulls == "first" else 4)).all()
+    assert [uniques[c] for c in codes[~null]] == list(raw[~null])
+    # the codes sort the rows exactly as pandas sorts the values
+    order = np.argsort(codes, kind="stable")
+    expected = pd.Series(raw).sort_values(kind="mergesort", na_position=nulls).index.to_numpy()
+    np.testing.assert_array_equal(order, expected)
+
+
+def test_group_stats_equal_pandas_groupby_with_nans():
+    rng = np.random.default_rng(5)
+    gid = np.sort(rng.integers(0, 40, 500))
+    values = rng.normal(18, 2, 500)
+    values[rng.random(500) < 0.3] = np.nan
+    values[gid == 7] = np.nan  # a group without any value
+    starts = run_starts(gid)
+    dense = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(gid)]))
+    ours = group_stats(values, starts, dense)
+    theirs = pd.Series(values).groupby(gid).agg(["mean", "median", "max", "min", "std"])
+    for stat in ("mean", "median", "max", "min", "std"):
+        np.testing.assert_allclose(ours[stat], theirs[stat].to_numpy(), rtol=1e-12, equal_nan=True, err_msg=stat)
+
+
+def _pandas_prepare(df, key, guard):
+    """What prepare must equal: sequential upserts of the rows, then key order."""
+    sub = df.sort_values(guard, kind="mergesort", na_position="first") if guard else df
+    return sub.drop_duplicates(key, keep="last").sort_values(key, kind="mergesort")
+
+
+@pytest.mark.parametrize("guard", [None, "candid"])
+def test_prepare_keeps_what_sequential_upserts_keep_in_key_order(guard):
+    rng = np.random.default_rng(7)
+    table = sa.Table("t", sa.MetaData(), sa.Column("oid", sa.String, primary_key=True),
+                     sa.Column("fid", sa.Integer, primary_key=True), sa.Column("candid", sa.BigInteger),
+                     sa.Column("v", sa.Float))
+    for trial in range(100):
+        n = int(rng.integers(0, 50))
+        oids = rng.choice(["a", "b", "c"], n)
+        df = pd.DataFrame({
+            "oid": pd.array(oids, dtype="str") if trial % 2 else oids.astype(object),
+            "fid": rng.integers(1, 4, n),
+            "candid": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n).astype(float)),
+            "v": rng.random(n),
+            "not_a_column": 1,
+        })
+        cols, ours = prepare(df, table, guard)
+        assert cols == ["oid", "fid", "candid", "v"]
+        theirs = _pandas_prepare(df[cols], ["oid", "fid"], guard)
+        pd.testing.assert_frame_equal(ours, theirs)
