@@ -43,6 +43,8 @@ def _stream(args: argparse.Namespace) -> int:
             scheduler=args.scheduler, batch_size=args.batch_size, features=not args.no_features,
             stamp_classifier=args.stamps, lc_classifier=args.lc_classifier,
             idle_timeout=args.idle_timeout, max_messages=args.max_messages,
+            **{name: value for name, value in (("max_batches_in_flight", args.max_batches_in_flight),
+                                               ("linger", args.linger)) if value is not None},
         )
     print(summary.format())
     return 0
@@ -145,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--dead-letter", help="directory for poison messages")
     k.add_argument("--scheduler", help="address of a running Dask scheduler")
     k.add_argument("--batch-size", type=int, default=1000)
+    k.add_argument("--max-batches-in-flight", type=int, default=None,
+                   help="batches submitted but not stored before messages are held back (default 2)")
+    k.add_argument("--linger", type=float, default=None,
+                   help="seconds a partial batch waits for more messages while another runs (default 1)")
     k.add_argument("--no-features", action="store_true")
     k.add_argument("--stamps", action="store_true")
     k.add_argument("--lc-classifier", action="store_true")

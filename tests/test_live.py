@@ -196,7 +196,7 @@ def test_worker_killed_mid_batch_loses_nothing(broker, tmp_path):
 def _run_cli_stream(bootstrap, topic, group, url, idle: float, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "alerce.cli", "stream", "--kafka", bootstrap, "--topic", topic,
            "--group", group, "--store", url, "--batch-size", "4", "--idle-timeout", str(idle),
-           "--no-features"]
+           "--max-batches-in-flight", "2", "--linger", "0.5", "--no-features"]
     env = {**os.environ, "ALERCE_KAFKA_CONFIG": str(log.parent / "fast.json")}
     (log.parent / "fast.json").write_text(
         '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}')
