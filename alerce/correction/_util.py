@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from alerce.codes import sorted_codes  # noqa: F401  (used by magstats and objstats)
-
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     """Raise a ``ValueError`` naming the missing columns of ``frame``.

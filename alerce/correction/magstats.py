@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._util import as_float, group_stats, key_values, require_columns, run_starts, sorted_codes
+from alerce.codes import sorted_codes
+
+from ._util import as_float, group_stats, key_values, require_columns, run_starts
 from .constants import DT_MIN, MAGNITUDE_THRESHOLD
 from .flags import stellar_flags
 
@@ -66,7 +68,7 @@ def dmdt_first(first_rows: pd.DataFrame, non_detections: pd.DataFrame | None) ->
     oid_codes, oids = pd.factorize(key_values(first_rows["oid"]))
     fid_codes, fids = pd.factorize(key_values(first_rows["fid"]))
     oids, fids = pd.Index(oids), pd.Index(fids)
-    band_keys = oid_codes.astype(np.int64) * len(fids) + fid_codes
+    band_keys = np.where((oid_codes < 0) | (fid_codes < 0), -1, oid_codes.astype(np.int64) * len(fids) + fid_codes)
     by_key = np.argsort(band_keys, kind="stable")
     nd_oid = oids.get_indexer(key_values(non_detections["oid"]))
     nd_fid = fids.get_indexer(key_values(non_detections["fid"]))

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from alerce.codes import sorted_codes
+
 from ..batch import MJD_OFFSET
-from ._util import (
-    as_float,
-    group_stats,
-    isdiffpos_sign,
-    key_values,
-    require_columns,
-    run_starts,
-    sorted_codes,
-)
+from ._util import as_float, group_stats, isdiffpos_sign, key_values, require_columns, run_starts
 
 #: Columns of the output (the ``object`` table without ``step_id_corr``, plus ``ndubious``).
 OBJECT_COLUMNS: tuple[str, ...] = (
@@ -56,8 +50,8 @@ def _reference_end(reference: pd.DataFrame | None, detections: pd.DataFrame, oid
 
 
 def _per_oid(frame: pd.DataFrame, oids, values: np.ndarray, ufunc) -> np.ndarray:
-    """``ufunc`` (``np.fmax``, ``np.logical_and``, ...) of ``values`` over each oid's rows of ``frame``;
-    NaN for an oid without rows (``np.fmax``/``np.fmin`` skip NaN)."""
+    """``ufunc`` (``np.fmax``: NaN skipped) of ``values`` over each oid's rows of ``frame``; NaN for an
+    oid without rows."""
     pos = pd.Index(oids).get_indexer(key_values(frame["oid"]))
     keep = pos >= 0
     out = np.full(len(oids), np.nan)
