@@ -8,6 +8,13 @@ import numpy as np
 import pandas as pd
 
 
+def key_values(series: pd.Series):
+    """Values of a key column without converting extension arrays (e.g. Arrow strings) to objects."""
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        return series.array
+    return series.to_numpy()
+
+
 def sorted_codes(values, nulls: Literal["first", "last"] = "last") -> tuple[np.ndarray, Any]:
     """Integer codes ordered like the distinct values they stand for.
 

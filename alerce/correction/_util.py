@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from alerce.codes import key_values
+
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     """Raise a ``ValueError`` naming the missing columns of ``frame``.
@@ -61,18 +63,8 @@ def group_bounds(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, 
     first, last : ndarray of int
         One entry per group, in frame order.
     """
-    n = len(frame)
-    if n == 0:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for key in keys:
-        codes, _ = pd.factorize(frame[key], use_na_sentinel=True)
-        change[1:] |= codes[1:] != codes[:-1]
-    first = np.flatnonzero(change)
-    last = np.r_[first[1:] - 1, n - 1]
-    return first, last
+    first = run_starts(*(pd.factorize(frame[key], use_na_sentinel=True)[0] for key in keys))
+    return first, np.r_[first[1:], len(frame)].astype(np.int64) - 1
 
 
 def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: Sequence[str]) -> np.ndarray:
@@ -148,10 +140,3 @@ def group_stats(values: np.ndarray, starts: np.ndarray, gid: np.ndarray) -> dict
         "min": np.fmin.reduceat(values, starts),
         "std": std,
     }
-
-
-def key_values(series: pd.Series):
-    """Values of a key column without converting extension arrays (e.g. Arrow strings) to objects."""
-    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
-        return series.array
-    return series.to_numpy()

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._util import key_values, require_columns, sort_frame
+from alerce.codes import key_values
+
+from ._util import require_columns, sort_frame
 from .flags import flag_dubious
 from .magnitudes import add_correction
 from .magstats import magstats as compute_magstats

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alerce.codes import sorted_codes
+from alerce.codes import key_values, sorted_codes
 
 from ..batch import MJD_OFFSET
-from ._util import as_float, group_stats, isdiffpos_sign, key_values, require_columns, run_starts
+from ._util import as_float, group_stats, isdiffpos_sign, require_columns, run_starts
 
 #: Columns of the output (the ``object`` table without ``step_id_corr``, plus ``ndubious``).
 OBJECT_COLUMNS: tuple[str, ...] = (
@@ -46,17 +46,11 @@ def _reference_end(reference: pd.DataFrame | None, detections: pd.DataFrame, oid
         if reference is not None:
             raise ValueError(f"reference frame is missing column 'mjdendref'; it has {list(reference.columns)}")
         return np.full(len(oids), np.nan)
-    return _per_oid(source, oids, as_float(source, "mjdendref"), np.fmax)
-
-
-def _per_oid(frame: pd.DataFrame, oids, values: np.ndarray, ufunc) -> np.ndarray:
-    """``ufunc`` (``np.fmax``: NaN skipped) of ``values`` over each oid's rows of ``frame``; NaN for an
-    oid without rows."""
-    pos = pd.Index(oids).get_indexer(key_values(frame["oid"]))
+    pos = pd.Index(oids).get_indexer(key_values(source["oid"]))
     keep = pos >= 0
-    out = np.full(len(oids), np.nan)
-    ufunc.at(out, pos[keep], values[keep])
-    return out
+    end = np.full(len(oids), np.nan)
+    np.fmax.at(end, pos[keep], as_float(source, "mjdendref")[keep])  # NaN skipped, as pandas' max does
+    return end
 
 
 def object_stats(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from alerce.codes import sorted_codes
+from alerce.codes import key_values, sorted_codes
 
 #: Integer columns read back as nullable ``Int64`` even when no NULL is present.
 ALWAYS_NULLABLE_INT: frozenset[str] = frozenset({"parent_candid"})
@@ -197,9 +197,7 @@ def _last_row_per_key(frame: pd.DataFrame, key: Sequence[str], guard: str | None
     (null smallest), ties and no guard -> the last row. Nulls in a key sort last."""
 
     def codes(column: str, nulls: str) -> np.ndarray:
-        values = frame[column]
-        array = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
-        return sorted_codes(array, nulls)[0]
+        return sorted_codes(key_values(frame[column]), nulls)[0]
 
     n = len(frame)
     key_codes = [codes(k, "last") for k in key]
