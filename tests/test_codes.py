@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from alerce.codes import sorted_codes
-from alerce.correction._util import group_stats, run_starts
+from alerce.codes import first_rows, run_starts, sort_order, sorted_codes
+from alerce.correction._util import group_stats
 from alerce.store.convert import prepare
 
 
@@ -27,6 +27,49 @@ def test_sorted_codes_order_like_the_values(nulls, arrow):
     order = np.argsort(codes, kind="stable")
     expected = pd.Series(raw).sort_values(kind="mergesort", na_position=nulls).index.to_numpy()
     np.testing.assert_array_equal(order, expected)
+
+
+def _random_frame(rng, n):
+    """Keys with repeats and nulls of every kind the pipeline sorts: Arrow strings, Int64, floats, bools."""
+    oid = rng.choice(["ZTF20b", "ZTF19a", "ZTF21c", None], n)
+    return pd.DataFrame({
+        "oid": pd.array(oid, dtype="str"),
+        "candid": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 6, n)), dtype="Int64"),
+        "mjd": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 5, n) / 2),
+        "flag": rng.random(n) < 0.5,
+    })
+
+
+@pytest.mark.parametrize("nulls", ["first", "last"])
+def test_sort_order_equals_pandas_stable_sort(nulls):
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        frame = _random_frame(rng, int(rng.integers(0, 80)))
+        keys = list(rng.permutation(frame.columns)[:int(rng.integers(1, 5))])
+        ascending = [bool(a) for a in rng.random(len(keys)) < 0.5]
+        expected = frame.reset_index(drop=True).sort_values(keys, ascending=ascending, kind="mergesort",
+                                                            na_position=nulls).index.to_numpy()
+        ours = sort_order(frame, keys, ascending, nulls)
+        np.testing.assert_array_equal(ours, expected, err_msg=f"{trial}: {keys} {ascending}")
+        # the same from a mapping of arrays
+        arrays = {k: frame[k].array for k in keys}
+        np.testing.assert_array_equal(sort_order(arrays, keys, ascending, nulls), expected)
+
+
+@pytest.mark.parametrize("nulls", ["first", "last"])
+def test_first_rows_equal_sort_then_drop_duplicates(nulls):
+    rng = np.random.default_rng(13)
+    for trial in range(60):
+        frame = _random_frame(rng, int(rng.integers(0, 80)))
+        columns = list(rng.permutation(frame.columns))
+        n_keys = int(rng.integers(1, 4))
+        keys, by = columns[:n_keys], columns[n_keys:]
+        ascending = [bool(a) for a in rng.random(len(columns)) < 0.5]
+        ascending[:n_keys] = [True] * n_keys  # the result is in ascending key order
+        expected = (frame.sort_values([*keys, *by], ascending=ascending, kind="mergesort", na_position=nulls)
+                    .drop_duplicates(keys).index.to_numpy())
+        ours = first_rows(frame, keys, by, ascending, nulls)
+        np.testing.assert_array_equal(ours, expected, err_msg=f"{trial}: {keys} {by} {ascending}")
 
 
 def test_group_stats_equal_pandas_groupby_with_nans():

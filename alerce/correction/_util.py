@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from alerce.codes import key_values
+from alerce.codes import column_codes, run_starts
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -47,24 +47,10 @@ def as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
     """Column as a float64 numpy array (nulls -> NaN); all NaN when the column is absent."""
     if column not in frame.columns:
         return np.full(len(frame), np.nan)
+    series = frame[column]
+    if series.dtype == np.float64:
+        return series.to_numpy()  # a read-only view under copy-on-write
     return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def sort_frame(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Stable sort on ``keys`` (nulls last) with a fresh RangeIndex."""
-    return frame.sort_values(list(keys), kind="mergesort", na_position="last").reset_index(drop=True)
-
-
-def group_bounds(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the first and last row of each run of equal ``keys`` in an already sorted frame.
-
-    Returns
-    -------
-    first, last : ndarray of int
-        One entry per group, in frame order.
-    """
-    first = run_starts(*(pd.factorize(frame[key], use_na_sentinel=True)[0] for key in keys))
-    return first, np.r_[first[1:], len(frame)].astype(np.int64) - 1
 
 
 def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: Sequence[str]) -> np.ndarray:
@@ -89,27 +75,13 @@ def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: S
     if n == 0:
         return np.array([], dtype=np.int64)
     cols = list(dict.fromkeys([*group_keys, *order_keys]))
-    keys = pd.DataFrame({c: key_values(frame[c]) for c in cols})
-    keys["_pos"] = np.arange(n)
-    s = sort_frame(keys, [*group_keys, *order_keys, "_pos"])
-    first, last = group_bounds(s, group_keys)
-    sizes = last - first + 1
-    pos = s["_pos"].to_numpy()
+    codes = column_codes(frame, cols)
+    order = np.lexsort(codes[::-1])
+    first = run_starts(*(c[order] for c in codes[:len(group_keys)]))
+    sizes = np.diff(np.r_[first, n])
     out = np.empty(n, dtype=np.int64)
-    out[pos] = np.repeat(pos[first], sizes)
+    out[order] = np.repeat(order[first], sizes)
     return out
-
-
-def run_starts(*codes: np.ndarray) -> np.ndarray:
-    """Positions where a run of equal code tuples starts, in arrays already sorted by the codes."""
-    n = len(codes[0])
-    if n == 0:
-        return np.array([], dtype=np.int64)
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for c in codes:
-        change[1:] |= c[1:] != c[:-1]
-    return np.flatnonzero(change)
 
 
 def group_stats(values: np.ndarray, starts: np.ndarray, gid: np.ndarray) -> dict[str, np.ndarray]:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alerce.codes import key_values
+from alerce.codes import first_rows, key_values, sort_order
 
-from ._util import require_columns, sort_frame
+from ._util import require_columns
 from .flags import flag_dubious
 from .magnitudes import add_correction
 from .magstats import magstats as compute_magstats
@@ -42,19 +42,18 @@ class LightCurveResult:
 def _dedupe_order(detections: pd.DataFrame) -> np.ndarray:
     """Positions of the rows kept by :func:`dedupe_detections`, ordered by ``(oid, mjd, candid)``."""
     require_columns(detections, ("oid", "candid"), "detections")
-    keys = pd.DataFrame({"oid": key_values(detections["oid"]), "candid": key_values(detections["candid"])})
+    n = len(detections)
+    keys = {"oid": key_values(detections["oid"]), "candid": key_values(detections["candid"])}
     if "has_stamp" in detections.columns:
         keys["_nostamp"] = ~detections["has_stamp"].fillna(False).to_numpy(dtype=bool)
     else:
-        keys["_nostamp"] = True
-    order = ["oid", "candid", "_nostamp"]
+        keys["_nostamp"] = np.ones(n, dtype=bool)
     if "parent_candid" in detections.columns:
         keys["parent_candid"] = key_values(detections["parent_candid"])
-        order.append("parent_candid")
-    keys["mjd"] = detections["mjd"].to_numpy() if "mjd" in detections.columns else np.nan
-    keys["_pos"] = np.arange(len(detections))
-    keys = sort_frame(keys, [*order, "_pos"]).drop_duplicates(["oid", "candid"], keep="first")
-    return sort_frame(keys, ("oid", "mjd", "candid"))["_pos"].to_numpy()
+    kept = first_rows(keys, ["oid", "candid"], [k for k in keys if k not in ("oid", "candid")])
+    mjd = detections["mjd"].to_numpy() if "mjd" in detections.columns else np.full(n, np.nan)
+    final = {"oid": keys["oid"][kept], "mjd": mjd[kept], "candid": keys["candid"][kept]}
+    return kept[sort_order(final, ["oid", "mjd", "candid"])]
 
 
 def dedupe_detections(detections: pd.DataFrame) -> pd.DataFrame:
@@ -71,9 +70,9 @@ def dedupe_non_detections(non_detections: pd.DataFrame) -> pd.DataFrame:
     ``parent_candid``), so the choice is deterministic; duplicates normally differ only in
     ``parent_candid``."""
     require_columns(non_detections, ("oid", "fid", "mjd"), "non_detections")
-    keys = ["oid", "fid", "mjd"] + [c for c in ("diffmaglim", "parent_candid") if c in non_detections.columns]
-    work = sort_frame(non_detections, keys).drop_duplicates(["oid", "fid", "mjd"], keep="first")
-    return sort_frame(work, ("oid", "mjd", "fid"))
+    by = [c for c in ("diffmaglim", "parent_candid") if c in non_detections.columns]
+    kept = non_detections.take(first_rows(non_detections, ["oid", "fid", "mjd"], by))
+    return kept.take(sort_order(kept, ["oid", "mjd", "fid"])).reset_index(drop=True)
 
 
 def correct_lightcurves(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alerce.codes import key_values, sorted_codes
+from alerce.codes import key_values, run_starts, sorted_codes
 
-from ._util import as_float, group_stats, require_columns, run_starts
+from ._util import as_float, group_stats, require_columns
 from .constants import DT_MIN, MAGNITUDE_THRESHOLD
 from .flags import stellar_flags
 

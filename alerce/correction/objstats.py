@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alerce.codes import key_values, sorted_codes
+from alerce.codes import key_values, run_starts, sorted_codes
 
 from ..batch import MJD_OFFSET
-from ._util import as_float, group_stats, isdiffpos_sign, require_columns, run_starts
+from ._util import as_float, group_stats, isdiffpos_sign, require_columns
 
 #: Columns of the output (the ``object`` table without ``step_id_corr``, plus ``ndubious``).
 OBJECT_COLUMNS: tuple[str, ...] = (

@@ -13,7 +13,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from alerce.codes import key_values
+
 _CODE_LIMIT = 2**62
+
+
+def _joined(left: pd.Series, right: pd.Series):
+    """The values of two columns one after the other (numpy or extension array, no index)."""
+    a, b = key_values(left), key_values(right)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype:
+        return np.concatenate([a, b])
+    if type(a) is type(b) and a.dtype == b.dtype and not isinstance(a, np.ndarray):
+        return type(a)._concat_same_type([a, b])
+    return pd.concat([left, right], ignore_index=True)
 
 
 def _key_codes(left: pd.DataFrame, right: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +35,7 @@ def _key_codes(left: pd.DataFrame, right: pd.DataFrame, key: Sequence[str]) -> t
     code = np.zeros(n_left + len(right), dtype=np.int64)
     span = 1
     for column in key:
-        values = pd.concat([left[column], right[column]], ignore_index=True)
-        part, uniques = pd.factorize(values, use_na_sentinel=True)
+        part, uniques = pd.factorize(_joined(left[column], right[column]), use_na_sentinel=True)
         size = len(uniques) + 1  # + the null code
         if span * size >= _CODE_LIMIT:  # renumber what we have so the product stays in int64
             code, seen = pd.factorize(code)

@@ -24,6 +24,7 @@ from alerce.batch import (
     AlertBatch,
     DeadLetter,
 )
+from alerce.codes import first_rows, key_values, run_starts, sorted_codes
 from alerce.streams.rowdiff import changed_rows, not_stored_earlier
 
 #: Version string written to ``step_id_corr`` and the ``step`` table.
@@ -150,13 +151,13 @@ def _first_per_oid(df: pd.DataFrame, by: str, ascending: bool) -> pd.DataFrame:
     """Row with the smallest (or largest) ``by`` per oid, deterministic under row shuffles."""
     if not len(df):
         return df
-    order = df.sort_values(["oid", by], ascending=[True, ascending], kind="mergesort")
-    return order.drop_duplicates("oid", keep="first").reset_index(drop=True)
+    return df.take(first_rows(df, ["oid"], [by], ascending=[True, ascending])).reset_index(drop=True)
 
 
 def _alert_rows(alerts: pd.DataFrame, columns) -> pd.DataFrame:
-    cols = ["oid", "candid", *[c for c in columns if c in alerts.columns and c not in ("oid", "candid")]]
-    return alerts[cols].copy()
+    present = set(alerts.columns)
+    cols = ["oid", "candid", *[c for c in columns if c in present and c not in ("oid", "candid")]]
+    return alerts[cols]
 
 
 def _merge_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -171,10 +172,9 @@ def _merge_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     dets = pd.concat(frames, ignore_index=True)
     dets["has_stamp"] = dets["has_stamp"].fillna(False).astype(bool)
     dets["parent_candid"] = dets["parent_candid"].astype("Int64")
-    dets = dets.sort_values(["oid", "candid", "has_stamp", "parent_candid"],
-                            ascending=[True, True, False, True], kind="mergesort",
-                            na_position="first")
-    return dets.drop_duplicates(["oid", "candid"], keep="first").reset_index(drop=True)
+    keep = first_rows(dets, ["oid", "candid"], ["has_stamp", "parent_candid"],
+                      ascending=[True, True, False, True], nulls="first")
+    return dets.take(keep).reset_index(drop=True)
 
 
 def _merge_non_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -186,8 +186,7 @@ def _merge_non_detections(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFra
     if "parent_candid" not in nd:
         nd["parent_candid"] = pd.NA
     nd["parent_candid"] = nd["parent_candid"].astype("Int64")
-    nd = nd.sort_values(["oid", "fid", "mjd", "parent_candid"], kind="mergesort", na_position="last")
-    return nd.drop_duplicates(["oid", "fid", "mjd"], keep="first").reset_index(drop=True)
+    return nd.take(first_rows(nd, ["oid", "fid", "mjd"], ["parent_candid"])).reset_index(drop=True)
 
 
 def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -201,14 +200,17 @@ def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame,
     stored = _frame(stored, new.columns)
     n_stored = len(stored)
     rows = pd.concat([f for f in (stored, new) if len(f)], ignore_index=True)
-    from_store = np.arange(len(rows)) < n_stored
-    keep = ~rows.duplicated(["oid", "candid"], keep="last").to_numpy()
-    rows, from_store = rows[keep], from_store[keep]
+    oid, _ = sorted_codes(key_values(rows["oid"]))
+    candid, _ = sorted_codes(key_values(rows["candid"]))
+    position = np.arange(len(rows))
+    last = np.lexsort((-position, candid, oid))  # the last row of each (oid, candid) first
+    keep = np.sort(last[run_starts(oid[last], candid[last])])
+    rows, oid, from_store = rows.take(keep), oid[keep], keep < n_stored
     write = ~from_store
     for k in (1, 2, 3):
         col = f"objectidps{k}"
         if col in rows:
-            flag = rows.groupby("oid")[col].transform("nunique").le(1).to_numpy()
+            flag = _distinct_per_group(oid, rows[col])[oid] <= 1
             if from_store.any() and f"unique{k}" in rows:
                 old = rows[f"unique{k}"]
                 same = old.notna().to_numpy() & (old.astype("boolean").fillna(False).to_numpy(dtype=bool) == flag)
@@ -217,6 +219,16 @@ def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame,
                 write |= True
             rows[f"unique{k}"] = flag
     return rows.reset_index(drop=True), write
+
+
+def _distinct_per_group(group: np.ndarray, values: pd.Series) -> np.ndarray:
+    """Number of distinct non-null ``values`` of each group code (``pandas`` ``nunique``)."""
+    codes, _ = sorted_codes(key_values(values), nulls="first")
+    valid = codes >= 0
+    g, v = group[valid], codes[valid]
+    order = np.lexsort((v, g))
+    starts = run_starts(g[order], v[order])
+    return np.bincount(g[order][starts], minlength=int(group.max()) + 1 if len(group) else 0)
 
 
 def _hist_rows(alerts: pd.DataFrame, stored_objects: pd.DataFrame,
@@ -251,8 +263,7 @@ def _reference_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.Data
     if not len(rows):
         return rows, np.zeros(0, dtype=bool)
     rows["_from_store"] = np.arange(len(rows)) < len(stored)
-    rows = rows.sort_values(["oid", "rfid", "candid"], kind="mergesort")
-    rows = rows.drop_duplicates(["oid", "rfid"], keep="first").reset_index(drop=True)
+    rows = rows.take(first_rows(rows, ["oid", "rfid"], ["candid"])).reset_index(drop=True)
     write = ~rows.pop("_from_store").to_numpy(dtype=bool)
     return rows, write
 
@@ -352,8 +363,7 @@ def process_alerts(batch: AlertBatch, state: dict[str, pd.DataFrame] | None = No
     if len(fp):
         # one row per (oid, pid), from the earliest alert that carried it; skip what is stored
         fp = fp.assign(parent_candid=fp["parent_candid"].astype("Int64"))
-        fp = fp.sort_values(["oid", "pid", "parent_candid"], kind="mergesort")
-        fp = fp.drop_duplicates(["oid", "pid"], keep="first").reset_index(drop=True)
+        fp = fp.take(first_rows(fp, ["oid", "pid"], ["parent_candid"])).reset_index(drop=True)
         fp = not_stored_earlier(fp, state.get("forced_photometry"), ["oid", "pid"], "parent_candid")
         if len(fp):
             fp = forced_photometry_magnitudes(fp)
