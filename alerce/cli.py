@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--scheduler", help="address of a running Dask scheduler")
     k.add_argument("--batch-size", type=int, default=1000)
     k.add_argument("--max-batches-in-flight", type=int, default=None,
-                   help="batches submitted but not stored before messages are held back (default 2)")
+                   help="batches submitted but not stored before messages are held back (default 1)")
     k.add_argument("--linger", type=float, default=None,
                    help="seconds a partial batch waits for more messages while another runs (default 1)")
     k.add_argument("--no-features", action="store_true")

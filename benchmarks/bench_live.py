@@ -12,7 +12,7 @@ Usage::
 
     python benchmarks/bench_live.py [--n-objects 6000] [--history-nights 2] [--rate 350] [--seconds 30]
         [--store postgresql] [--no-features] [--classifiers] [--workers 2] [--threads 1] [--lanes N]
-        [--max-batches 2] [--linger 1.0]
+        [--max-batches 1] [--linger 1.0]
 
 Besides the rate over the whole run it prints the rate stored while alerts are produced (from 10 s in)
 and how latency drifts from the first to the last fifth of the alerts: a pipeline that keeps up holds both
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--lanes", type=int, default=None, help="object lanes (default: all worker threads)")
     parser.add_argument("--linger", type=float, default=1.0, help="LivePipeline linger (s)")
-    parser.add_argument("--max-batches", type=int, default=2,
+    parser.add_argument("--max-batches", type=int, default=1,
                         help="LivePipeline max_batches_in_flight")
     parser.add_argument("--classifiers", action="store_true",
                         help="also run the stamp and light-curve classifiers")

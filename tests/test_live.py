@@ -370,7 +370,7 @@ def test_batches_in_flight_are_bounded_and_held_back_messages_coalesce(broker, d
     assert pipe.summary.alerts == len(payloads) and pipe.summary.bad_alerts == 0
     assert held_back > 0                                     # messages did wait for room
     assert pipe.summary.batches <= -(-len(payloads) // 25) + 1
-    assert set(pipe.summary.stages) >= {"load", "process", "write"}
+    assert set(pipe.summary.stages) >= {"load", "process", "write", "write_wait"}
     with Store(url) as st:
         det = st.read_table("detection", columns=["candid", "has_stamp"])
     assert int(det["has_stamp"].astype(bool).sum()) == len(payloads)

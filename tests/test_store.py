@@ -782,6 +782,24 @@ def test_opening_waits_while_another_process_holds_the_write_lock_of_a_new_file(
         holder.close()
 
 
+def test_write_reports_how_long_it_waited_for_the_write_lock(tmp_path):
+    path = tmp_path / "store.db"
+    with Store(f"sqlite:///{path}") as st:
+        st.write({"object": pd.DataFrame({"oid": ["o0"], "ndet": [1]})})
+        assert 0.0 <= st.last_write_wait < 0.5  # nobody else writes
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock for 0.8 s
+        release = threading.Timer(0.8, holder.execute, args=("COMMIT",))
+        release.start()
+        try:
+            st.write({"object": pd.DataFrame({"oid": ["o1"], "ndet": [1]})})
+        finally:
+            release.join()
+            holder.close()
+        assert st.last_write_wait >= 0.4
+        assert sorted(st.read_table("object")["oid"]) == ["o0", "o1"]
+
+
 def _child_write(store: Store, errors) -> None:
     try:
         store.write({"object": pd.DataFrame({"oid": ["child"], "ndet": [1]})})

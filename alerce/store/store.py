@@ -82,6 +82,8 @@ class Store:
         self._pid = os.getpid()
         self.arrow_reads = bool(arrow_reads)
         self._arrow: ArrowReader | None = None
+        #: Seconds the last :meth:`write` waited to open its transaction (SQLite: for the write lock).
+        self.last_write_wait = 0.0
         self._options = {"busy_timeout": busy_timeout, "pg_method": pg_method, "chunk_size": chunk_size,
                          "retries": retries, "arrow_reads": arrow_reads}
         try:
@@ -193,10 +195,14 @@ class Store:
             current = None
             counts = dict.fromkeys(counts, 0)  # a retried transaction counts from zero again
             try:
-                with self._connect(write=True) as conn, conn.begin():
-                    for name, table, cols, sub, guard, rows in jobs:
-                        current = name
-                        counts[name] += self._write_one(conn, table, cols, sub, guard, rows)
+                with self._connect(write=True) as conn:
+                    asked = time.perf_counter()
+                    transaction = conn.begin()  # SQLite: BEGIN IMMEDIATE waits for the write lock
+                    self.last_write_wait = time.perf_counter() - asked
+                    with transaction:
+                        for name, table, cols, sub, guard, rows in jobs:
+                            current = name
+                            counts[name] += self._write_one(conn, table, cols, sub, guard, rows)
                 return counts
             except StoreDataError:
                 raise

@@ -59,7 +59,9 @@ class _InFlight:
 
 
 #: Batches submitted but not stored before polled messages are held back (see :class:`LivePipeline`).
-DEFAULT_MAX_BATCHES_IN_FLIGHT = 2
+DEFAULT_MAX_BATCHES_IN_FLIGHT = 1
+#: Seconds a poll waits while a batch is held back: the batch leaves at most this late once there is room.
+HELD_BACK_POLL = 0.01
 #: Seconds a partial batch waits for more messages while another batch is in flight.
 DEFAULT_LINGER = 1.0
 
@@ -87,12 +89,13 @@ class LivePipeline:
         batches stay small (low latency) under light load and grow under heavy load, where larger
         batches amortize the per-batch cost of loading state, correcting and writing. A batch
         holds what arrived while the previous one ran, whatever this number; each alert waits
-        behind every batch in flight, so the default 2 has one batch time less latency than 3
-        (live benchmark at 350/s: p95 5.0-16.8 s in five runs against 11.2-26.5 s in four, at stored rates no lower).
+        behind every batch in flight, so the default 1 has one batch time less latency than 2
+        (an alert waits ~1.5 batch times instead of ~2.5) at nearly the same capacity (live
+        benchmark, 2 cores: a backlog drained at 559/s against 569/s; see docs/benchmarks.md).
     linger : float
         While another batch is in flight, a partial batch waits up to this many seconds for more
         messages before it is submitted (it leaves at once when full or when nothing is in
-        flight). Fewer, fuller batches pay the fixed per-batch cost less often: in the live
+        flight, so with one batch in flight, the default, it never lingers). Fewer, fuller batches pay the fixed per-batch cost less often: in the live
         benchmark (350 alerts/s offered, 2 cores) ``linger=1.0`` lowered p95 latency from
         5.4-12 s to 3.7-7.8 s. ``0`` submits as soon as there is room.
     dead_letter : str, optional
@@ -191,7 +194,7 @@ class LivePipeline:
         n = 0
         if room > 0:
             # while a batch is held back, poll briefly so that it leaves as soon as there is room
-            timeout = min(self.poll_timeout, 0.05) if pending_packets else self.poll_timeout
+            timeout = min(self.poll_timeout, HELD_BACK_POLL) if pending_packets else self.poll_timeout
             packets, refs = self.consumer.poll_batch(room, timeout)
             n = len(packets)
             self.summary.messages += n
