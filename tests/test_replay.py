@@ -297,7 +297,7 @@ def test_run_batch_reports_seconds_per_stage(tmp_path):
     files = [str(p) for p in sorted((tmp_path / "night").rglob("*.avro"))]
     batch = decode_work(("files", files), keep_stamps=False)
     s = run_batch(batch, PipelineConfig(store_url=f"sqlite:///{tmp_path / 's.db'}", features=True))
-    assert not s.errors and set(s.stages) == {"load", "process", "science", "write"}
+    assert not s.errors and set(s.stages) == {"load", "process", "science", "write", "write_wait"}
     assert all(v >= 0 for v in s.stages.values()) and sum(s.stages.values()) <= s.seconds
     both = s + BatchSummary(stages={"load": 1.0, "output": 2.0})
     assert both.stages["load"] == s.stages["load"] + 1.0 and both.stages["output"] == 2.0

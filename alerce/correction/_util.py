@@ -50,7 +50,7 @@ def as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
     series = frame[column]
     if series.dtype == np.float64:
         return series.to_numpy()  # a read-only view under copy-on-write
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def first_of_group(frame: pd.DataFrame, group_keys: Sequence[str], order_keys: Sequence[str]) -> np.ndarray:

@@ -111,8 +111,8 @@ class BatchSummary:
     probabilities: int = 0
     rows_written: int = 0
     seconds: float = 0.0
-    #: seconds per stage (``load``, ``process``, ``science``, ``write``, ``output``; ``write_wait``, the part
-    #: of ``write`` spent waiting for the store's write lock), summed
+    #: seconds per stage (``load``, ``process``, ``science``, ``write``, ``output``, and ``write_wait``:
+    #: waiting for the store's write lock, not counted in ``write``), summed
     stages: dict[str, float] = field(default_factory=dict)
     candids: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -450,7 +450,8 @@ def run_batch(batch: AlertBatch, config: PipelineConfig, prev=None) -> BatchSumm
         t = lap("science", t)
         written = store.write(without_unchanged_features(store, tables, state.get("feature")))
         t = lap("write", t)
-        stages["write_wait"] = store.last_write_wait  # part of "write": waiting for SQLite's write lock
+        stages["write_wait"] = min(store.last_write_wait, stages["write"])  # waiting for the write lock
+        stages["write"] -= stages["write_wait"]
         if config.output is not None:
             from alerce.streams.output import publish_annotations
 
