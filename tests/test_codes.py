@@ -112,3 +112,52 @@ def test_prepare_keeps_what_sequential_upserts_keep_in_key_order(guard):
         assert cols == ["oid", "fid", "candid", "v"]
         theirs = _pandas_prepare(df[cols], ["oid", "fid"], guard)
         pd.testing.assert_frame_equal(ours, theirs)
+
+
+def _pandas_ps1_rows(alerts, stored):
+    """The PS1 rule as pandas states it: the last row of each (oid, candid), ``unique<k>`` while an object's
+    rows name at most one k-th neighbour (nulls ignored), stored rows written only when a flag changed."""
+    rows = pd.concat([stored, alerts], ignore_index=True)
+    from_store = np.arange(len(rows)) < len(stored)
+    keep = ~rows.duplicated(["oid", "candid"], keep="last").to_numpy()
+    rows, from_store = rows[keep].reset_index(drop=True), from_store[keep]
+    write = ~from_store
+    for k in (1, 2, 3):
+        flag = rows.groupby("oid")[f"objectidps{k}"].transform("nunique").le(1).to_numpy()
+        old = rows[f"unique{k}"]
+        write |= ~(old.notna().to_numpy() & (old.astype("boolean").fillna(False).to_numpy(dtype=bool) == flag))
+        rows[f"unique{k}"] = flag
+    return rows, write
+
+
+def test_ps1_unique_flags_follow_pandas_nunique_rule():
+    from alerce.streams.steps import _ps1_rows
+
+    rng = np.random.default_rng(17)
+    for trial in range(40):
+        def frame(n, stored):
+            out = pd.DataFrame({"oid": pd.array(rng.choice(["ZTFa", "ZTFb", "ZTFc"], n), dtype="str"),
+                                "candid": rng.integers(0, 8, n)})
+            for k in (1, 2, 3):
+                ids = rng.choice([11.0, 12.0, np.nan], n, p=[0.6, 0.2, 0.2])
+                out[f"objectidps{k}"] = pd.array(np.where(np.isnan(ids), None, ids), dtype="Int64")
+                if stored:
+                    out[f"unique{k}"] = rng.random(n) < 0.5
+            return out
+
+        alerts, stored = frame(int(rng.integers(1, 15)), False), frame(int(rng.integers(1, 15)), True)
+        ours, write = _ps1_rows(alerts, stored)
+        theirs, their_write = _pandas_ps1_rows(alerts, stored)
+        key = ["oid", "candid"]
+        order_ours = ours[key].assign(w=write).sort_values(key, kind="mergesort")
+        order_theirs = theirs[key].assign(w=their_write).sort_values(key, kind="mergesort")
+        np.testing.assert_array_equal(order_ours["w"].to_numpy(), order_theirs["w"].to_numpy())
+        for k in (1, 2, 3):
+            for column in (f"objectidps{k}", f"unique{k}"):  # the kept row's values, then the flags
+                got = ours.set_index(key)[column].sort_index()
+                expected = theirs.set_index(key)[column].sort_index()
+                pd.testing.assert_series_equal(got, expected, check_dtype=False, obj=f"{trial} {column}")
+            got = ours.set_index(key)[f"unique{k}"].sort_index()
+            expected = theirs.set_index(key)[f"unique{k}"].sort_index()
+            np.testing.assert_array_equal(got.to_numpy(dtype=bool), expected.to_numpy(dtype=bool), err_msg=str(trial))
+        assert ours.set_index(key).index.sort_values().equals(theirs.set_index(key).index.sort_values())

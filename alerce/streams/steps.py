@@ -24,7 +24,7 @@ from alerce.batch import (
     AlertBatch,
     DeadLetter,
 )
-from alerce.codes import first_rows, key_values, run_starts, sorted_codes
+from alerce.codes import first_rows, key_values, sorted_codes
 from alerce.streams.rowdiff import changed_rows, not_stored_earlier
 
 #: Version string written to ``step_id_corr`` and the ``step`` table.
@@ -202,10 +202,8 @@ def _ps1_rows(alerts: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame,
     n_stored = len(stored)
     rows = pd.concat([f for f in (stored, new) if len(f)], ignore_index=True)
     oid, _ = sorted_codes(key_values(rows["oid"]))
-    candid, _ = sorted_codes(key_values(rows["candid"]))
-    position = np.arange(len(rows))
-    last = np.lexsort((-position, candid, oid))  # the last row of each (oid, candid) first
-    keep = np.sort(last[run_starts(oid[last], candid[last])])
+    keys = {"oid": oid, "candid": key_values(rows["candid"]), "later_first": -np.arange(len(rows))}
+    keep = np.sort(first_rows(keys, ["oid", "candid"], ["later_first"]))  # the last row of each (oid, candid)
     rows, oid, from_store = rows.take(keep), oid[keep], keep < n_stored
     write = ~from_store
     for k in (1, 2, 3):
@@ -226,10 +224,9 @@ def _distinct_per_group(group: np.ndarray, values: pd.Series) -> np.ndarray:
     """Number of distinct non-null ``values`` of each group code (``pandas`` ``nunique``)."""
     codes, _ = sorted_codes(key_values(values), nulls="first")
     valid = codes >= 0
-    g, v = group[valid], codes[valid]
-    order = np.lexsort((v, g))
-    starts = run_starts(g[order], v[order])
-    return np.bincount(g[order][starts], minlength=int(group.max()) + 1 if len(group) else 0)
+    g = group[valid]
+    pairs = first_rows({"group": g, "value": codes[valid]}, ["group", "value"])  # one row per distinct pair
+    return np.bincount(g[pairs], minlength=int(group.max()) + 1 if len(group) else 0)
 
 
 def _hist_rows(alerts: pd.DataFrame, stored_objects: pd.DataFrame,
